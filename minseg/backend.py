@@ -1,0 +1,185 @@
+"""NumPy / CuPy dispatch: the one module of minseg that imports CuPy.
+
+Every op starts with ``xp = get_array_module(x, w, ...)`` and then writes
+``xp.zeros``, ``xp.matmul`` ... so the same source runs on the CPU (NumPy)
+and on an NVIDIA GPU (CuPy). CuPy is imported lazily, on first need, so
+``import minseg`` never touches CUDA.
+
+CuPy can be *installed* on a machine without a GPU: it then imports fine and
+fails at the first allocation. ``has_gpu()`` is therefore the test to use,
+never "does cupy import".
+
+References
+----------
+CuPy user guide, "Basics of CuPy" and "Differences between CuPy and NumPy"
+(duplicate-index assignment is undefined on the GPU: use ``scatter_add``).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+__all__ = [
+    "get_array_module",
+    "is_cupy_array",
+    "has_cupy",
+    "has_gpu",
+    "to_numpy",
+    "to_device",
+    "scatter_add",
+    "scatter_add_flat",
+]
+
+
+@functools.lru_cache(maxsize=None)
+def _cupy():
+    """Import and return the ``cupy`` module, or None when it is not installed."""
+    try:
+        import cupy  # noqa: PLC0415  (lazy on purpose: the only cupy import)
+    except Exception:  # ImportError, or a broken CUDA install raising on import
+        return None
+    return cupy
+
+
+def has_cupy() -> bool:
+    """True when the ``cupy`` package imports (a GPU may still be missing)."""
+    return _cupy() is not None
+
+
+@functools.lru_cache(maxsize=None)
+def has_gpu() -> bool:
+    """True only when CuPy imports *and* a CUDA device is usable."""
+    cp = _cupy()
+    if cp is None:
+        return False
+    try:
+        return bool(cp.cuda.is_available())
+    except Exception:  # CUDARuntimeError and friends: no usable device
+        return False
+
+
+def is_cupy_array(x) -> bool:
+    """True when ``x`` is a ``cupy.ndarray``, decided without importing CuPy."""
+    return type(x).__module__.split(".")[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
+
+
+def get_array_module(*arrays):
+    """Return ``numpy`` or ``cupy``: the array module that owns ``arrays``.
+
+    ``None`` entries and Python scalars are ignored. NumPy arrays and CuPy
+    arrays must not be mixed in one call.
+
+    Parameters
+    ----------
+    *arrays : numpy.ndarray, cupy.ndarray, scalar or None
+
+    Returns
+    -------
+    module
+        ``numpy`` when every array is a NumPy array (or there are none),
+        ``cupy`` when every array is a CuPy array.
+
+    Raises
+    ------
+    TypeError
+        When NumPy and CuPy arrays are mixed.
+    """
+    kinds = set()
+    for a in arrays:
+        if a is None or np.isscalar(a):
+            continue
+        if is_cupy_array(a):
+            kinds.add("cupy")
+        elif isinstance(a, np.ndarray):
+            kinds.add("numpy")
+    if kinds == {"cupy", "numpy"}:
+        described = ", ".join(
+            "cupy.ndarray" if is_cupy_array(a) else type(a).__name__
+            for a in arrays
+            if a is not None and not np.isscalar(a)
+        )
+        raise TypeError(
+            "expected all arrays on one device (all numpy.ndarray or all cupy.ndarray), "
+            f"got a mix: ({described}); move them with minseg.backend.to_device first"
+        )
+    if kinds == {"cupy"}:
+        return _cupy()
+    return np
+
+
+def to_numpy(x):
+    """Return ``x`` as a NumPy array (copying from the GPU when needed)."""
+    if is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)
+
+
+def to_device(x, device: str = "cpu"):
+    """Move an array to ``device``: ``"cpu"`` (NumPy) or ``"gpu"`` (CuPy).
+
+    Raises
+    ------
+    ValueError
+        For an unknown device name.
+    RuntimeError
+        When ``device="gpu"`` and no CUDA device is usable.
+    """
+    if device == "cpu":
+        return to_numpy(x)
+    if device == "gpu":
+        if not has_gpu():
+            raise RuntimeError("to_device: expected a usable CUDA device for device='gpu', got none "
+                               "(cupy not installed or cupy.cuda.is_available() is False)")
+        return _cupy().asarray(x)
+    raise ValueError(f"to_device: expected device 'cpu' or 'gpu', got {device!r}")
+
+
+def scatter_add(target, indices, values) -> None:
+    """In-place ``target[indices] += values`` where repeated indices *accumulate*.
+
+    ``target[idx] += v`` is wrong when ``idx`` repeats (only one write
+    survives, and on the GPU which one is undefined). This is the one place
+    minseg accumulates: ``np.add.at`` on the CPU, ``cupyx.scatter_add`` on
+    the GPU.
+
+    Parameters
+    ----------
+    target : ndarray
+        Modified in place.
+    indices : index expression (int array, tuple of int arrays, slices)
+    values : ndarray or scalar, broadcastable to ``target[indices]``
+    """
+    xp = get_array_module(target, values)
+    if xp is np:
+        np.add.at(target, indices, values)
+    else:
+        import cupyx  # noqa: PLC0415  (cupyx ships with cupy; still lazy)
+
+        cupyx.scatter_add(target, indices, values)
+
+
+def scatter_add_flat(indices, values, size: int):
+    """Sum ``values`` into ``size`` bins by flat integer ``indices``: ``out[i] = sum(values[indices == i])``.
+
+    The fast accumulation for flat indices: ``np.bincount`` on the CPU
+    (much faster than ``np.add.at``), an atomic scatter on the GPU.
+    The result keeps ``values``' dtype.
+
+    Parameters
+    ----------
+    indices : ndarray of int, shape (M,)
+        Every entry in ``[0, size)``.
+    values : ndarray, shape (M,)
+    size : int
+
+    Returns
+    -------
+    ndarray, shape (size,)
+    """
+    xp = get_array_module(indices, values)
+    if xp is np:
+        return np.bincount(indices, weights=values, minlength=size).astype(values.dtype, copy=False)
+    out = xp.zeros(size, dtype=values.dtype)
+    scatter_add(out, indices, values)
+    return out

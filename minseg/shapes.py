@@ -1,0 +1,168 @@
+"""Output-size formulas, receptive fields, and argument checks: one home for shape arithmetic.
+
+Every op, layer, test and lesson takes its sizes from here, so a formula is
+written once. The formulas are PyTorch's (``torch.nn.Conv2d`` and friends),
+which are those of Dumoulin & Visin, "A guide to convolution arithmetic for
+deep learning" (2016), extended with dilation.
+
+The check helpers raise ``ValueError`` / ``TypeError`` whose message names
+the op, the argument, the expected and the actual value, e.g.::
+
+    conv2d: expected x of shape (N, C, H, W), got shape (3, 32, 32)
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "pair",
+    "conv_output_size",
+    "conv_transpose_output_size",
+    "pool_output_size",
+    "unpool_output_size",
+    "receptive_field",
+    "check_array",
+    "check_ndim",
+    "check_float",
+    "check_positive",
+    "check_nonnegative",
+]
+
+
+# --------------------------------------------------------------------------- arguments
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def pair(value, name: str = "value", op: str = "minseg") -> tuple[int, int]:
+    """Normalise an int or a pair of ints to a ``(h, w)`` tuple.
+
+    >>> pair(3)
+    (3, 3)
+    >>> pair((1, 2))
+    (1, 2)
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is not an int or a length-2 sequence of ints.
+    """
+    if _is_int(value):
+        return (int(value), int(value))
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise TypeError(f"{op}: expected {name} to be an int or a pair of ints, got {value!r}")
+
+
+def check_positive(value: tuple[int, int], name: str, op: str) -> tuple[int, int]:
+    """Raise ``ValueError`` unless both entries of ``value`` are >= 1."""
+    if min(value) < 1:
+        raise ValueError(f"{op}: expected {name} >= 1, got {value}")
+    return value
+
+
+def check_nonnegative(value: tuple[int, int], name: str, op: str) -> tuple[int, int]:
+    """Raise ``ValueError`` unless both entries of ``value`` are >= 0."""
+    if min(value) < 0:
+        raise ValueError(f"{op}: expected {name} >= 0, got {value}")
+    return value
+
+
+def check_array(x, name: str, op: str):
+    """Raise ``TypeError`` unless ``x`` is a NumPy or CuPy array."""
+    if not (isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")):
+        raise TypeError(f"{op}: expected {name} to be a numpy or cupy ndarray, got {type(x).__name__}")
+    return x
+
+
+def check_ndim(x, ndim: int, name: str, op: str, letters: str | None = None):
+    """Raise ``ValueError`` unless ``x.ndim == ndim``; ``letters`` names the axes in the message."""
+    check_array(x, name, op)
+    if x.ndim != ndim:
+        layout = f" of shape ({letters})" if letters else f" with {ndim} dimensions"
+        raise ValueError(f"{op}: expected {name}{layout}, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_float(x, name: str, op: str):
+    """Raise ``TypeError`` unless ``x`` has a floating dtype (float16/32/64)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected {name} with a floating dtype (float32 or float64), got dtype {x.dtype}")
+    return x
+
+
+# --------------------------------------------------------------------------- sizes
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a convolution along one axis.
+
+    ``out = floor((size + 2 p - d (k - 1) - 1) / s) + 1``
+
+    May return a value < 1; callers check it (see ``minseg.ops.conv``).
+    """
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                               output_padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a transposed convolution along one axis.
+
+    ``out = (size - 1) s - 2 p + d (k - 1) + output_padding + 1``
+
+    This is the size of the input of the convolution whose transpose it is;
+    ``output_padding`` picks one of the ``s`` input sizes that a strided
+    convolution maps to the same output size.
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """Output length of max-pooling along one axis, PyTorch's rule.
+
+    ``out = floor_or_ceil((size + 2 p - d (k - 1) - 1) / s) + 1``; with
+    ``ceil_mode`` the last window must still start inside the input or the
+    left padding: when ``(out - 1) s >= size + p`` it is dropped.
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+    else:
+        out = span // stride + 1
+    return out
+
+
+def unpool_output_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """Default output length of max-unpooling along one axis: ``(size - 1) s - 2 p + k``."""
+    return (size - 1) * stride - 2 * padding + kernel
+
+
+def receptive_field(layers) -> int:
+    """Receptive field (in input pixels, along one axis) of a stack of layers.
+
+    Parameters
+    ----------
+    layers : iterable of (kernel, stride, dilation)
+        From the input upwards.
+
+    Returns
+    -------
+    int
+        ``r = 1 + sum_l d_l (k_l - 1) * prod_{m<l} s_m``
+
+    >>> receptive_field([(3, 1, 1), (3, 1, 1)])   # two 3x3 convs see 5x5
+    5
+    >>> receptive_field([(3, 1, 2)])               # one 3x3 conv at rate 2 sees 5x5
+    5
+    """
+    r, jump = 1, 1
+    for k, s, d in layers:
+        r += d * (k - 1) * jump
+        jump *= s
+    return r
+
