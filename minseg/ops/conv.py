@@ -1,0 +1,352 @@
+"""2-D convolution (plain, strided, padded, dilated, grouped, depthwise) as im2col + one matrix product.
+
+"Convolution" here is cross-correlation, as in every deep-learning framework:
+
+    y[n, o, i, j] = b[o] + sum_{c, kh, kw} w[o, c, kh, kw] * x_pad[n, g(o)*C_g + c, i*s_h + kh*d_h, j*s_w + kw*d_w]
+
+where ``g(o)`` is the group of output channel ``o`` and ``x_pad`` is ``x``
+with ``p`` zeros on each side. Output size per axis (PyTorch's
+``torch.nn.Conv2d``):
+
+    H_out = floor((H + 2 p - d (k - 1) - 1) / s) + 1
+
+How it is computed
+------------------
+``im2col`` copies every receptive field of the input into one column of a
+matrix ``cols`` of shape ``(C*KH*KW, N*H_out*W_out)``; the rows are ordered
+``(c, kh, kw)`` exactly like ``w.reshape(C_out, -1)``, so the convolution is
+the single matrix product ``w.reshape(C_out, -1) @ cols``.
+
+The backward pass is two more products and the adjoint of im2col:
+
+    dw    = dy_mat @ cols.T            (C_out, C*KH*KW)
+    dcols = w_mat.T @ dy_mat           (C*KH*KW, N*H_out*W_out)
+    dx    = col2im(dcols)              sums every column back onto the pixels it was copied from
+
+``col2im`` is the transpose of ``im2col`` (as matrices), so ``dx`` is
+``C.T @ dy`` for the convolution matrix ``C`` (see ``conv_matrix``).
+
+im2col is done with one strided slice per kernel tap ``(kh, kw)``, never with
+index arrays, and the batch is processed in chunks so the column buffer stays
+a few megabytes: it is the only large temporary, and it is recomputed in the
+backward pass rather than kept in the cache.
+
+References
+----------
+V. Dumoulin and F. Visin, "A guide to convolution arithmetic for deep
+learning", arXiv:1603.07285, 2016.
+K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional Neural
+Networks for Document Processing", 2006 (the im2col unrolling).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from ..backend import get_array_module
+from ..shapes import (
+    check_float,
+    check_ndim,
+    check_nonnegative,
+    check_positive,
+    conv_output_size,
+    pair,
+)
+
+__all__ = ["conv2d", "conv2d_backward", "Conv2dCache", "im2col", "col2im"]
+
+# Target size of one chunk of the column matrix. Large enough for efficient
+# matrix products, small enough that the buffer is reused from the heap
+# instead of being page-faulted in on every call.
+_CHUNK_BYTES = 8 * 2**20
+
+
+class Conv2dCache(NamedTuple):
+    """What ``conv2d_backward`` needs from the forward pass.
+
+    Fields
+    ------
+    x : (N, C, H, W) input
+    w : (C_out, C // groups, KH, KW) weights
+    has_bias : bool, whether a bias was given (then ``db`` is returned)
+    stride, padding, dilation : (int, int) each
+    groups : int
+    """
+
+    x: object
+    w: object
+    has_bias: bool
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+
+
+# --------------------------------------------------------------------------- im2col / col2im
+
+def _tap_range(out_size: int, offset: int, stride: int, in_size: int):
+    """Output positions ``o`` whose input position ``o*stride + offset`` lies inside ``[0, in_size)``.
+
+    ``offset = k*d - p`` for kernel tap ``k``. Returns ``(o_lo, o_hi)``; the
+    input positions are then ``o_lo*stride + offset, ..., (o_hi-1)*stride + offset``.
+    Outside that range the tap reads padding (zeros).
+    """
+    o_lo = max(0, (-offset + stride - 1) // stride)               # ceil(-offset / stride)
+    o_hi = min(out_size, (in_size - 1 - offset) // stride + 1)     # last o with o*s + offset <= in_size - 1
+    return o_lo, max(o_lo, o_hi)
+
+
+def _steps(start: int, count: int, step: int) -> slice:
+    """The slice ``start, start + step, ..., start + (count - 1) * step`` (count >= 1)."""
+    return slice(start, start + (count - 1) * step + 1, step)
+
+
+def _check_geometry(op, H, W, kernel_size, stride, padding, dilation):
+    """Normalise (kernel, stride, padding, dilation) to pairs and return them with (H_out, W_out)."""
+    KH, KW = check_positive(pair(kernel_size, "kernel_size", op), "kernel_size", op)
+    sh, sw = check_positive(pair(stride, "stride", op), "stride", op)
+    ph, pw = check_nonnegative(pair(padding, "padding", op), "padding", op)
+    dh, dw = check_positive(pair(dilation, "dilation", op), "dilation", op)
+    H_out = conv_output_size(H, KH, sh, ph, dh)
+    W_out = conv_output_size(W, KW, sw, pw, dw)
+    if H_out < 1 or W_out < 1:
+        raise ValueError(
+            f"{op}: expected the dilated kernel ({dh * (KH - 1) + 1}, {dw * (KW - 1) + 1}) to fit in the "
+            f"padded input ({H + 2 * ph}, {W + 2 * pw}), got output size ({H_out}, {W_out})"
+        )
+    return (KH, KW), (sh, sw), (ph, pw), (dh, dw), (H_out, W_out)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, out=None):
+    """Unroll every receptive field of ``x`` into a column.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, padding, dilation : int or (int, int)
+    out : ndarray, optional
+        A buffer of shape (C*KH*KW, N*H_out*W_out) to write into.
+
+    Returns
+    -------
+    cols : ndarray, shape (C*KH*KW, N*H_out*W_out)
+        ``cols[(c*KH + kh)*KW + kw, (n*H_out + i)*W_out + j] =
+        x_pad[n, c, i*s_h + kh*d_h, j*s_w + kw*d_w]`` with zero padding.
+        Rows are ordered like ``w.reshape(C_out, -1)``.
+
+    Notes
+    -----
+    One strided copy per kernel tap; positions that fall in the padding are
+    set to zero without materialising a padded copy of ``x``.
+    """
+    op = "im2col"
+    check_ndim(x, 4, "x", op, "N, C, H, W")
+    N, C, H, W = x.shape
+    (KH, KW), (sh, sw), (ph, pw), (dh, dw), (H_out, W_out) = _check_geometry(
+        op, H, W, kernel_size, stride, padding, dilation)
+    xp = get_array_module(x, out)
+    if out is None:
+        out = xp.empty((C * KH * KW, N * H_out * W_out), dtype=x.dtype)
+    cols = out.reshape(C, KH, KW, N, H_out, W_out)  # (C, KH, KW, N, H_out, W_out), a view of out
+    x_t = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
+    for kh in range(KH):
+        i_lo, i_hi = _tap_range(H_out, kh * dh - ph, sh, H)
+        h0 = i_lo * sh + kh * dh - ph
+        for kw in range(KW):
+            j_lo, j_hi = _tap_range(W_out, kw * dw - pw, sw, W)
+            w0 = j_lo * sw + kw * dw - pw
+            tap = cols[:, kh, kw]  # (C, N, H_out, W_out), a view
+            if i_lo > 0 or i_hi < H_out or j_lo > 0 or j_hi < W_out:
+                tap[...] = 0  # the padding this tap reads
+            if i_hi > i_lo and j_hi > j_lo:
+                tap[:, :, i_lo:i_hi, j_lo:j_hi] = x_t[:, :, _steps(h0, i_hi - i_lo, sh), _steps(w0, j_hi - j_lo, sw)]
+    return out
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1, *, out=None):
+    """The adjoint of ``im2col``: add every column back onto the pixels it came from.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (C*KH*KW, N*H_out*W_out)
+    x_shape : (N, C, H, W)
+    kernel_size, stride, padding, dilation : int or (int, int)
+    out : ndarray of shape x_shape, optional
+        Written (not accumulated into).
+
+    Returns
+    -------
+    x : ndarray, shape (N, C, H, W)
+        ``x[n, c, h, w] = sum of cols[(c, kh, kw), (n, i, j)]`` over all
+        ``(kh, kw, i, j)`` with ``i*s_h + kh*d_h - p_h == h`` and
+        ``j*s_w + kw*d_w - p_w == w``; values that fall in the padding are dropped.
+        ``<im2col(x), cols> == <x, col2im(cols)>``.
+    """
+    op = "col2im"
+    N, C, H, W = (int(v) for v in x_shape)
+    (KH, KW), (sh, sw), (ph, pw), (dh, dw), (H_out, W_out) = _check_geometry(
+        op, H, W, kernel_size, stride, padding, dilation)
+    expected = (C * KH * KW, N * H_out * W_out)
+    if tuple(cols.shape) != expected:
+        raise ValueError(f"{op}: expected cols of shape {expected}, got shape {tuple(cols.shape)}")
+    xp = get_array_module(cols, out)
+    if out is None:
+        out = xp.empty((N, C, H, W), dtype=cols.dtype)
+    out[...] = 0
+    cols6 = cols.reshape(C, KH, KW, N, H_out, W_out)  # (C, KH, KW, N, H_out, W_out)
+    out_t = out.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
+    for kh in range(KH):
+        i_lo, i_hi = _tap_range(H_out, kh * dh - ph, sh, H)
+        h0 = i_lo * sh + kh * dh - ph
+        for kw in range(KW):
+            j_lo, j_hi = _tap_range(W_out, kw * dw - pw, sw, W)
+            w0 = j_lo * sw + kw * dw - pw
+            if i_hi > i_lo and j_hi > j_lo:
+                # one tap touches each input pixel at most once: a plain += is exact here
+                out_t[:, :, _steps(h0, i_hi - i_lo, sh), _steps(w0, j_hi - j_lo, sw)] += \
+                    cols6[:, kh, kw, :, i_lo:i_hi, j_lo:j_hi]
+    return out
+
+
+# --------------------------------------------------------------------------- conv2d
+
+def _check_conv_args(op, x, w, b, stride, padding, dilation, groups):
+    """Validate conv2d's arguments; return the normalised hyper-parameters and output size."""
+    check_ndim(x, 4, "x", op, "N, C, H, W")
+    check_ndim(w, 4, "w", op, "C_out, C_in // groups, KH, KW")
+    check_float(x, "x", op)
+    check_float(w, "w", op)
+    get_array_module(x, w, b)  # raises TypeError on a numpy / cupy mix
+    if w.dtype != x.dtype:
+        raise TypeError(f"{op}: expected w with the dtype of x ({x.dtype}), got dtype {w.dtype}")
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: expected groups to be an int >= 1, got {groups!r}")
+    N, C, H, W = x.shape
+    C_out, C_g, KH, KW = w.shape
+    if C % groups:
+        raise ValueError(f"{op}: expected input channels C divisible by groups={groups}, got C={C}")
+    if C_out % groups:
+        raise ValueError(f"{op}: expected output channels C_out divisible by groups={groups}, got C_out={C_out}")
+    if C_g * groups != C:
+        raise ValueError(f"{op}: expected w.shape[1] == C // groups = {C // groups} "
+                         f"(x has C={C}, groups={groups}), got w of shape {tuple(w.shape)}")
+    if b is not None:
+        check_ndim(b, 1, "b", op, "C_out")
+        if b.shape[0] != C_out:
+            raise ValueError(f"{op}: expected b of shape ({C_out},), got shape {tuple(b.shape)}")
+        if b.dtype != x.dtype:
+            raise TypeError(f"{op}: expected b with the dtype of x ({x.dtype}), got dtype {b.dtype}")
+    _, s, p, d, out_hw = _check_geometry(op, H, W, (KH, KW), stride, padding, dilation)
+    return s, p, d, out_hw
+
+
+def _chunk(n_total: int, bytes_per_sample: int) -> int:
+    """How many samples to process at once so a column chunk is about ``_CHUNK_BYTES``."""
+    return max(1, min(n_total, _CHUNK_BYTES // max(1, bytes_per_sample)))
+
+
+def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation), PyTorch's ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float
+    w : ndarray, shape (C_out, C // groups, KH, KW), same dtype as x
+    b : ndarray, shape (C_out,), optional
+    stride, padding, dilation : int or (int, int)
+        ``dilation=1`` is an ordinary convolution; ``d`` spreads the kernel
+        taps ``d`` pixels apart (atrous convolution).
+    groups : int
+        Input and output channels are split into ``groups`` independent
+        convolutions; ``groups == C`` with ``C_out == C`` is depthwise.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, H_out, W_out), dtype of x
+        ``H_out = floor((H + 2 p_h - d_h (KH - 1) - 1) / s_h) + 1``, same for W.
+    cache : Conv2dCache
+        ``(x, w, has_bias, stride, padding, dilation, groups)``.
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, channels that do not match or do not divide by groups,
+        a bias of the wrong shape, negative padding, non-positive stride or
+        dilation, or a kernel that does not fit the padded input.
+    TypeError
+        Integer dtypes, mismatched dtypes, or NumPy and CuPy arrays mixed.
+
+    References
+    ----------
+    Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016.
+    Yu & Koltun, "Multi-Scale Context Aggregation by Dilated Convolutions", 2016.
+    """
+    op = "conv2d"
+    s, p, d, (H_out, W_out) = _check_conv_args(op, x, w, b, stride, padding, dilation, groups)
+    xp = get_array_module(x, w, b)
+    N, C, H, W = x.shape
+    C_out, C_g, KH, KW = w.shape
+    G, Co_g, K = groups, C_out // groups, C_g * KH * KW
+    L = H_out * W_out
+    w_g = w.reshape(G, Co_g, K)  # (G, C_out/G, C_g*KH*KW)
+    y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
+    nc = _chunk(N, C * KH * KW * L * x.itemsize)
+    buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
+    for n0 in range(0, N, nc):
+        n1 = min(N, n0 + nc)
+        cols = im2col(x[n0:n1], (KH, KW), s, p, d, out=buf[:, :(n1 - n0) * L])  # (C*KH*KW, n*L)
+        y_c = xp.matmul(w_g, cols.reshape(G, K, (n1 - n0) * L))  # (G, C_out/G, n*L)
+        y[n0:n1] = y_c.reshape(C_out, n1 - n0, H_out, W_out).transpose(1, 0, 2, 3)  # (n, C_out, H_out, W_out)
+    if b is not None:
+        y += b.reshape(1, C_out, 1, 1)
+    return y, Conv2dCache(x, w, b is not None, s, p, d, groups)
+
+
+def conv2d_backward(dy, cache: Conv2dCache):
+    """Gradients of ``conv2d`` with respect to x, w and b.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C_out, H_out, W_out)
+        Upstream gradient dL/dy.
+    cache : Conv2dCache
+        From ``conv2d``.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+        ``col2im(w_mat.T @ dy_mat)`` = ``C.T @ vec(dy)`` per sample, with C the convolution matrix.
+    dw : ndarray, shape (C_out, C // groups, KH, KW)
+        ``dy_mat @ cols.T``: each weight's gradient is the correlation of dy with the input.
+    db : ndarray of shape (C_out,), or None when the forward had no bias
+        ``sum over n, i, j of dy``.
+
+    References
+    ----------
+    Dumoulin & Visin, 2016, section 4 (the backward pass of a convolution is a transposed convolution).
+    """
+    op = "conv2d_backward"
+    x, w, has_bias, s, p, d, G = cache
+    N, C, H, W = x.shape
+    C_out, C_g, KH, KW = w.shape
+    check_ndim(dy, 4, "dy", op, "N, C_out, H_out, W_out")
+    H_out, W_out = (conv_output_size(H, KH, s[0], p[0], d[0]), conv_output_size(W, KW, s[1], p[1], d[1]))
+    if tuple(dy.shape) != (N, C_out, H_out, W_out):
+        raise ValueError(f"{op}: expected dy of shape {(N, C_out, H_out, W_out)}, got shape {tuple(dy.shape)}")
+    xp = get_array_module(dy, x)
+    Co_g, K, L = C_out // G, C_g * KH * KW, H_out * W_out
+    w_g = w.reshape(G, Co_g, K)  # (G, C_out/G, C_g*KH*KW)
+    w_gT = w_g.transpose(0, 2, 1)  # (G, C_g*KH*KW, C_out/G)
+    dw = xp.zeros((G, Co_g, K), dtype=x.dtype)
+    dx = xp.empty_like(x)
+    nc = _chunk(N, C * KH * KW * L * x.itemsize)
+    buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
+    for n0 in range(0, N, nc):
+        n1 = min(N, n0 + nc)
+        n = n1 - n0
+        dy_c = dy[n0:n1].transpose(1, 0, 2, 3).reshape(G, Co_g, n * L)  # (G, C_out/G, n*L), a copy
+        cols = im2col(x[n0:n1], (KH, KW), s, p, d, out=buf[:, :n * L]).reshape(G, K, n * L)  # (G, K, n*L)
+        dw += xp.matmul(dy_c, cols.transpose(0, 2, 1))  # (G, C_out/G, K)
+        dcols = xp.matmul(w_gT, dy_c, out=cols)  # (G, K, n*L), reusing the column buffer
+        col2im(dcols.reshape(C * KH * KW, n * L), (n, C, H, W), (KH, KW), s, p, d, out=dx[n0:n1])
+    db = dy.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw.reshape(w.shape), db
