@@ -1,0 +1,231 @@
+"""Gradient checking: compare a hand-written backward with central differences, in float64.
+
+For an op ``y = f(x1, x2, ...)`` and a fixed upstream gradient ``dy``, the
+scalar ``L = sum(f(...) * dy)`` has, for every input ``x``,
+
+    dL/dx[i] ~= (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)
+
+with error ``O(eps^2)`` from truncation plus ``O(u / eps)`` from round-off
+(``u`` ~ 1e-16 in float64). ``eps = 1e-6`` balances the two, so a correct
+backward agrees to about 1e-9 relative; a wrong sign, a transposed kernel or
+an off-by-one is off by order 1.
+
+Typical use, in an exercise::
+
+    >>> from minseg.ops import conv2d, conv2d_backward
+    >>> report = check_backward(conv2d, conv2d_backward, {"x": x, "w": w, "b": b},
+    ...                         stride=2, padding=1)
+    >>> print(report)        # one row per input: errors, worst element, ok / FAIL
+    >>> assert report.passed
+
+References
+----------
+CS231n, "Gradient checks" (http://cs231n.github.io/neural-networks-3/#gradcheck).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .backend import get_array_module, to_numpy
+
+__all__ = ["rel_error", "numerical_gradient", "check_backward", "GradcheckReport", "GradientRow"]
+
+
+def rel_error(a, b, floor: float = 1e-12) -> float:
+    """Largest elementwise relative error ``|a - b| / max(|a|, |b|, floor)``.
+
+    Parameters
+    ----------
+    a, b : array_like of the same shape
+    floor : float
+        Denominators are at least this, so entries that are both ~0 do not
+        blow up the ratio.
+
+    Returns
+    -------
+    float
+        0 for identical arrays (and for empty ones).
+    """
+    a = to_numpy(a).astype(np.float64)
+    b = to_numpy(b).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: expected a and b of the same shape, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    den = np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
+    return float(np.max(np.abs(a - b) / den))
+
+
+def numerical_gradient(f: Callable, x, dy, eps: float = 1e-6):
+    """Central-difference gradient of ``L(x) = sum(f(x) * dy)`` with respect to ``x``.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> y``; called ``2 * x.size`` times. ``x`` is perturbed in place
+        and restored, so ``f`` must read it fresh on every call.
+    x : ndarray, any shape, float64
+    dy : ndarray, shape of ``f(x)``
+    eps : float
+
+    Returns
+    -------
+    ndarray, shape of x
+        ``grad[i] = (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)``.
+    """
+    xp = get_array_module(x, dy)
+    grad = xp.zeros_like(x)
+    if not x.flags.c_contiguous:
+        raise ValueError("numerical_gradient: expected a C-contiguous x (it is perturbed in place), "
+                         "got a non-contiguous view; pass x.copy()")
+    flat = x.reshape(-1)  # (x.size,), a view: writes perturb x itself
+    gflat = grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i].item()
+        flat[i] = old + eps
+        plus = float((f(x) * dy).sum())
+        flat[i] = old - eps
+        minus = float((f(x) * dy).sum())
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+@dataclass
+class GradientRow:
+    """The comparison for one input: analytic vs numerical gradient."""
+
+    name: str
+    shape: tuple
+    max_abs_error: float
+    max_rel_error: float
+    worst_index: tuple
+    analytic_at_worst: float
+    numerical_at_worst: float
+    passed: bool
+
+
+@dataclass
+class GradcheckReport:
+    """What ``check_backward`` found: one ``GradientRow`` per checked input.
+
+    ``print(report)`` shows a table; ``report.passed`` is True when every
+    row is within tolerance: ``|analytic - numerical| <= atol + rtol * |numerical|``
+    elementwise.
+    """
+
+    op: str
+    rows: list = field(default_factory=list)
+    rtol: float = 1e-5
+    atol: float = 1e-7
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((r.max_rel_error for r in self.rows), default=0.0)
+
+    def __str__(self) -> str:
+        head = f"gradcheck {self.op}: {'PASS' if self.passed else 'FAIL'}  " \
+               f"(ok when |analytic - numerical| <= {self.atol:g} + {self.rtol:g} * |numerical|)"
+        cols = ("input", "shape", "max abs err", "max rel err", "worst at", "analytic", "numerical", "")
+        lines = [(r.name, str(r.shape), f"{r.max_abs_error:.2e}", f"{r.max_rel_error:.2e}",
+                  str(r.worst_index), f"{r.analytic_at_worst:.6g}", f"{r.numerical_at_worst:.6g}",
+                  "ok" if r.passed else "FAIL") for r in self.rows]
+        widths = [max(len(c), *(len(l[i]) for l in lines)) if lines else len(c) for i, c in enumerate(cols)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        out = [head, fmt.format(*cols), fmt.format(*("-" * w for w in widths))]
+        out += [fmt.format(*l) for l in lines]
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def _compare(name, analytic, numerical, rtol, atol) -> GradientRow:
+    a = to_numpy(analytic).astype(np.float64)
+    n = to_numpy(numerical).astype(np.float64)
+    if a.shape != n.shape:
+        raise ValueError(f"check_backward: expected the gradient of {name} with shape {n.shape}, "
+                         f"got shape {a.shape}")
+    if a.size == 0:
+        return GradientRow(name, a.shape, 0.0, 0.0, (), 0.0, 0.0, True)
+    err = np.abs(a - n)
+    excess = err / (atol + rtol * np.abs(n))  # > 1 means out of tolerance
+    worst = np.unravel_index(int(np.argmax(excess)), a.shape)
+    return GradientRow(
+        name=name, shape=a.shape, max_abs_error=float(err.max()), max_rel_error=rel_error(a, n),
+        worst_index=tuple(int(i) for i in worst), analytic_at_worst=float(a[worst]),
+        numerical_at_worst=float(n[worst]), passed=bool(excess.max() <= 1.0))
+
+
+def check_backward(forward: Callable, backward: Callable, inputs, *, dy=None, seed: int = 0,
+                   eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7,
+                   wrt: Sequence[str] | None = None, name: str | None = None, **hyper) -> GradcheckReport:
+    """Check every gradient an op's backward returns against central differences, in float64.
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(*inputs, **hyper) -> (y, cache)``, a minseg op.
+    backward : callable
+        ``backward(dy, cache) -> grad`` or a tuple of grads, one per input
+        in order (``None`` for an input with no gradient).
+    inputs : dict name -> ndarray, or a sequence of ndarrays
+        Converted to float64 copies; the originals are never modified.
+        ``None`` entries (e.g. no bias) are passed through and not checked.
+    dy : ndarray, optional
+        Upstream gradient; a seeded standard normal of y's shape by default.
+    seed : int
+        Seed for ``dy``.
+    eps, rtol, atol : float
+        Step of the central differences, and the tolerance.
+    wrt : sequence of str, optional
+        Names of the inputs to check (default: every input with a gradient).
+    name : str, optional
+        Shown in the report; the forward's name and hyper-parameters by default.
+    **hyper
+        Keyword hyper-parameters passed to ``forward``.
+
+    Returns
+    -------
+    GradcheckReport
+        Prints as a table; ``.passed`` is the verdict.
+    """
+    if isinstance(inputs, Mapping):
+        names, values = list(inputs.keys()), list(inputs.values())
+    else:
+        values = list(inputs)
+        names = [f"input{i}" for i in range(len(values))]
+    xp = get_array_module(*values)
+    values = [None if v is None else xp.array(v, dtype=np.float64) for v in values]  # float64 copies
+
+    y, cache = forward(*values, **hyper)
+    if dy is None:
+        dy = xp.asarray(np.random.default_rng(seed).standard_normal(y.shape))
+    else:
+        dy = xp.asarray(dy, dtype=np.float64)
+    grads = backward(dy, cache)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) < sum(v is not None for v in values):
+        grads = tuple(grads) + (None,) * (len(values) - len(grads))
+
+    hyper_txt = ", ".join(f"{k}={v!r}" for k, v in hyper.items())
+    report = GradcheckReport(name or f"{getattr(forward, '__name__', 'op')}({hyper_txt})", rtol=rtol, atol=atol)
+    for i, (n, v) in enumerate(zip(names, values)):
+        if v is None or i >= len(grads) or grads[i] is None or (wrt is not None and n not in wrt):
+            continue
+
+        def f_i(x_i, i=i):
+            args = list(values)
+            args[i] = x_i
+            return forward(*args, **hyper)[0]
+
+        num = numerical_gradient(f_i, v, dy, eps)
+        report.rows.append(_compare(n, grads[i], num, rtol, atol))
+    return report
