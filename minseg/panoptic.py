@@ -1,0 +1,730 @@
+"""Panoptic quality PQ = SQ x RQ exactly as the COCO panoptic API computes it, and instances from semantics.
+
+Per category, over the whole dataset::
+
+    PQ = sum_{(p, g) in TP} IoU(p, g) / (|TP| + |FP| / 2 + |FN| / 2)
+       = [sum IoU / |TP|] x [|TP| / (|TP| + |FP| / 2 + |FN| / 2)] = SQ x RQ
+
+computed exactly as ``pq_compute`` in the COCO panoptic API
+(github.com/cocodataset/panopticapi, ``panopticapi/evaluation.py``):
+
+* VOID (id ``void_id``, 0 by default as in the COCO PNGs) ground-truth pixels
+  leave the union: ``IoU = |p & g| / (|p| + |g| - |p & g| - |p & VOID|)``.
+* A prediction matches a non-crowd ground-truth segment of the same category
+  when their IoU is *strictly* greater than 0.5 (such a match is unique).
+* An unmatched non-crowd ground-truth segment is a false negative; a crowd
+  segment never is.
+* An unmatched prediction is *not* a false positive when more than half of its
+  pixels lie on VOID plus the crowd region of its own category. Like the
+  reference, only the *last-listed* crowd segment of a category in an image is
+  that crowd region.
+* IoU sums and TP / FP / FN counts accumulate per category over the dataset;
+  a category with TP + FP + FN = 0 is left out of the averages (All, Things,
+  Stuff). The averages are plain means of the per-category PQ, SQ and RQ, so
+  averaged PQ is **not** averaged SQ x averaged RQ. A category with TP = 0 but
+  FP + FN > 0 has SQ = 0 and counts in the averages.
+
+Where minseg differs from panopticapi it says so: a category with no TP, FP or
+FN reports NaN for its own PQ / SQ / RQ (panopticapi writes 0.0; neither
+averages it), an average over zero categories is NaN (panopticapi raises
+ZeroDivisionError), segment areas are always counted from the id maps
+(panopticapi takes ground-truth areas from the JSON, which COCO keeps equal
+to the PNG counts), and inconsistent inputs (an id in a map that is not
+listed, a listed segment with no pixels, an unknown category) raise
+``ValueError``.
+
+Also here: :func:`explain_panoptic` (why one image scores what it scores),
+:func:`encode_panoptic` / :func:`decode_panoptic` for the common
+``category * label_divisor + instance`` ids, and :func:`connected_components`
+/ :func:`instances_from_semantic`, a simple instance baseline.
+
+References
+----------
+A. Kirillov, K. He, R. Girshick, C. Rother, P. Dollar, "Panoptic
+Segmentation", CVPR 2019, Sec. 4 (PQ = SQ x RQ).
+COCO panoptic API, ``pq_compute`` in ``panopticapi/evaluation.py``
+(github.com/cocodataset/panopticapi).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .backend import get_array_module, to_numpy
+from .metrics import _check_labels, _check_same_shape, _is_int, _pct, _show_values
+
+__all__ = [
+    "Segment",
+    "encode_panoptic",
+    "decode_panoptic",
+    "pq_per_category",
+    "PanopticQuality",
+    "panoptic_quality",
+    "ExplainRow",
+    "PanopticExplanation",
+    "explain_panoptic",
+    "connected_components",
+    "instances_from_semantic",
+]
+
+
+# =========================================================================== panoptic: inputs
+
+class Segment(NamedTuple):
+    """One segment of a panoptic id map, as in a COCO ``segments_info`` entry.
+
+    ``iscrowd`` only matters for ground truth (the reference never reads it
+    on predictions).
+    """
+
+    id: int
+    category_id: int
+    iscrowd: bool = False
+
+
+def _as_segments(segments, name: str, op: str) -> list[Segment]:
+    """Normalise a list of Segment / (id, category[, iscrowd]) / COCO dicts; reject duplicate ids."""
+    out = []
+    for s in segments:
+        if isinstance(s, dict):
+            try:
+                s = Segment(s["id"], s["category_id"], bool(s.get("iscrowd", 0)))
+            except KeyError as e:
+                raise ValueError(f"{op}: expected every entry of {name} to have keys 'id' and "
+                                 f"'category_id', got {s!r}") from e
+        elif isinstance(s, (tuple, list)) and len(s) in (2, 3):
+            s = Segment(*s)
+        else:
+            raise TypeError(f"{op}: expected {name} entries to be Segment, (id, category_id[, iscrowd]) "
+                            f"or dicts, got {s!r}")
+        if not (_is_int(s.id) and _is_int(s.category_id)):
+            raise TypeError(f"{op}: expected integer id and category_id in {name}, got {s!r}")
+        out.append(Segment(int(s.id), int(s.category_id), bool(s.iscrowd)))
+    ids = [s.id for s in out]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"{op}: expected unique segment ids in {name}, got repeated ids {dup}")
+    return out
+
+
+class _Categories(NamedTuple):
+    ids: list           # category ids, in the order given
+    isthing: np.ndarray  # (C,) bool
+    names: list         # (C,) str
+    index: dict         # category id -> position
+
+
+def _as_categories(categories, op: str) -> _Categories:
+    """Accept ``{id: isthing}``, ``{id: {"isthing":, "name":}}`` or a COCO list of category dicts."""
+    if isinstance(categories, dict):
+        items = list(categories.items())
+    else:
+        try:
+            items = [(c["id"], c) for c in categories]
+        except (TypeError, KeyError) as e:
+            raise TypeError(f"{op}: expected categories as a dict {{category_id: isthing}} or a list of "
+                            f"COCO category dicts with 'id' and 'isthing', got {categories!r}") from e
+    ids, isthing, names = [], [], []
+    for cid, info in items:
+        if not _is_int(cid):
+            raise TypeError(f"{op}: expected integer category ids, got {cid!r}")
+        if isinstance(info, dict):
+            if "isthing" not in info:
+                raise ValueError(f"{op}: expected key 'isthing' for category {cid}, got {info!r}")
+            thing, name = bool(info["isthing"]), str(info.get("name", cid))
+        else:
+            thing, name = bool(info), str(cid)
+        ids.append(int(cid))
+        isthing.append(thing)
+        names.append(name)
+    if not ids:
+        raise ValueError(f"{op}: expected at least one category, got none")
+    return _Categories(ids, np.array(isthing, dtype=bool), names, {c: i for i, c in enumerate(ids)})
+
+
+def encode_panoptic(semantic, instance, thing_ids, label_divisor: int = 1000,
+                    ignore_index: int | None = 255, void_id: int = -1):
+    """Combine a semantic map and an instance map into panoptic ids ``category * label_divisor + instance``.
+
+    Stuff categories get instance 0 (whatever ``instance`` holds there);
+    ``ignore_index`` pixels become ``void_id``. The default ``void_id = -1``
+    cannot collide with a real id (category 0 stuff encodes to 0). On a thing
+    category, instance 0 means "no instance id": :func:`decode_panoptic`
+    reads it as a crowd region (the Cityscapes convention).
+
+    Parameters
+    ----------
+    semantic : ndarray of int, shape (H, W) or any shape
+    instance : ndarray of int, same shape; in ``[0, label_divisor)`` on thing pixels
+    thing_ids : iterable of int
+    label_divisor : int
+    ignore_index : int or None
+    void_id : int
+
+    Returns
+    -------
+    ndarray of int64, same shape
+    """
+    op = "encode_panoptic"
+    _check_labels(semantic, "semantic", op)
+    _check_labels(instance, "instance", op)
+    _check_same_shape(semantic, instance, "semantic and instance", op)
+    if not _is_int(label_divisor) or label_divisor < 1:
+        raise ValueError(f"{op}: expected label_divisor to be an int >= 1, got {label_divisor!r}")
+    xp = get_array_module(semantic, instance)
+    sem = semantic.astype(xp.int64)
+    ins = instance.astype(xp.int64)
+    void = sem == ignore_index if ignore_index is not None else xp.zeros(sem.shape, dtype=bool)
+    if bool((~void & (sem < 0)).any()):
+        raise ValueError(f"{op}: expected semantic labels >= 0 (or ignore_index={ignore_index}), "
+                         f"got {_show_values(sem[~void & (sem < 0)])}")
+    is_thing = xp.isin(sem, xp.asarray(list(thing_ids), dtype=xp.int64)) & ~void
+    bad = is_thing & ((ins < 0) | (ins >= label_divisor))
+    if bool(bad.any()):
+        raise ValueError(f"{op}: expected thing instance ids in [0, {label_divisor}), "
+                         f"got {_show_values(ins[bad])}")
+    pan = sem * label_divisor + xp.where(is_thing, ins, 0)
+    return xp.where(void, void_id, pan)
+
+
+def decode_panoptic(panoptic, label_divisor: int = 1000, void_id: int = -1, thing_ids=()):
+    """Split an encoded panoptic map into an id map and its segment list.
+
+    Each distinct value ``v != void_id`` is one segment with id ``v`` and
+    category ``v // label_divisor``. A segment of a category in
+    ``thing_ids`` with instance ``v % label_divisor == 0`` is marked crowd
+    (thing pixels without an instance id; only meaningful for ground truth).
+
+    Returns
+    -------
+    ids : ndarray of int64, same shape as ``panoptic``
+        The encoded values themselves; VOID stays ``void_id``.
+    segments : list of Segment
+        Sorted by id.
+    """
+    op = "decode_panoptic"
+    _check_labels(panoptic, "panoptic", op)
+    if not _is_int(label_divisor) or label_divisor < 1:
+        raise ValueError(f"{op}: expected label_divisor to be an int >= 1, got {label_divisor!r}")
+    xp = get_array_module(panoptic)
+    ids = panoptic.astype(xp.int64)
+    values = np.unique(to_numpy(xp.unique(ids)))
+    values = values[values != void_id]
+    if values.size and values[0] < 0:
+        raise ValueError(f"{op}: expected ids >= 0 or void_id={void_id}, got {_show_values(values[values < 0])}")
+    things = set(int(t) for t in thing_ids)
+    segments = [Segment(int(v), int(v) // label_divisor,
+                        int(v) // label_divisor in things and int(v) % label_divisor == 0) for v in values]
+    return ids, segments
+
+
+# =========================================================================== panoptic: one image
+
+class _ImageMatch(NamedTuple):
+    """Everything PQ needs from one image; segments are sorted by id, index 0 of ``inter`` is VOID."""
+
+    gt: list                 # (G,) Segment, sorted by id
+    pred: list               # (P,) Segment, sorted by id
+    gt_cat: np.ndarray       # (G,) category position
+    pred_cat: np.ndarray     # (P,) category position
+    gt_crowd: np.ndarray     # (G,) bool
+    inter: np.ndarray        # (G+1, P+1) pixel counts; row 0 = gt VOID, column 0 = pred VOID
+    union: np.ndarray        # (G, P)  |g| + |p| - |g & p| - |p & VOID|
+    match: np.ndarray        # (G, P) bool, the TP pairs
+    crowd_of_pred: np.ndarray  # (P,) row (0-based) of the crowd region of p's category, -1 if none
+    absorbed: np.ndarray     # (P,) pixels of p on VOID + that crowd region
+    fp_ignored: np.ndarray   # (P,) bool: unmatched but absorbed by VOID + crowd (> 50 %)
+
+
+def _dense_ids(ids, keys: np.ndarray, void_id: int, name: str, op: str):
+    """Map each pixel's segment id to 0 (VOID) or ``1 + position`` in the sorted ``keys``.
+
+    One ``searchsorted`` per pixel; an id that is neither VOID nor listed raises.
+    """
+    xp = get_array_module(ids)
+    flat = ids.reshape(-1).astype(xp.int64)                                 # (M,)
+    is_void = flat == void_id
+    if keys.size == 0:
+        found = xp.zeros(flat.shape, dtype=bool)
+        pos = xp.zeros(flat.shape, dtype=xp.int64)
+    else:
+        k = xp.asarray(keys)
+        pos = xp.minimum(xp.searchsorted(k, flat), keys.size - 1)          # (M,)
+        found = k[pos] == flat
+    bad = ~(found | is_void)
+    if bool(bad.any()):
+        raise ValueError(f"{op}: expected every id in {name}_ids to be void_id={void_id} or listed in "
+                         f"{name}_segments, got unlisted ids {_show_values(flat[bad])}")
+    return xp.where(is_void, 0, pos + 1)
+
+
+def _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats: _Categories, void_id: int,
+                 op: str) -> _ImageMatch:
+    """Pair the segments of one image: one bincount of (gt, pred) index pairs, then small host arrays."""
+    _check_labels(pred_ids, "pred_ids", op)
+    _check_labels(gt_ids, "gt_ids", op)
+    _check_same_shape(pred_ids, gt_ids, "pred_ids and gt_ids", op)
+    get_array_module(pred_ids, gt_ids)                                      # same device
+    gt_listed = _as_segments(gt_segments, "gt_segments", op)
+    gt = sorted(gt_listed, key=lambda s: s.id)
+    pred = sorted(_as_segments(pred_segments, "pred_segments", op), key=lambda s: s.id)
+    for name, segs in (("gt", gt), ("pred", pred)):
+        if any(s.id == void_id for s in segs):
+            raise ValueError(f"{op}: expected no segment in {name}_segments with the VOID id {void_id}")
+        unknown = sorted({s.category_id for s in segs if s.category_id not in cats.index})
+        if unknown:
+            raise ValueError(f"{op}: expected {name} category ids among {cats.ids}, got unknown {unknown}")
+    G, P = len(gt), len(pred)
+    g = _dense_ids(gt_ids, np.array([s.id for s in gt], dtype=np.int64), void_id, "gt", op)      # (M,)
+    p = _dense_ids(pred_ids, np.array([s.id for s in pred], dtype=np.int64), void_id, "pred", op)  # (M,)
+    xp = get_array_module(g)
+    inter = to_numpy(xp.bincount(g * (P + 1) + p, minlength=(G + 1) * (P + 1))).reshape(G + 1, P + 1)
+
+    gt_area, pred_area = inter.sum(axis=1)[1:], inter.sum(axis=0)[1:]     # (G,), (P,)
+    for name, segs, area in (("gt", gt, gt_area), ("pred", pred, pred_area)):
+        if (area == 0).any():
+            raise ValueError(f"{op}: expected every segment in {name}_segments to have pixels in "
+                             f"{name}_ids, got no pixels for ids {[s.id for s, a in zip(segs, area) if a == 0]}")
+    gt_cat = np.array([cats.index[s.category_id] for s in gt], dtype=np.int64)
+    pred_cat = np.array([cats.index[s.category_id] for s in pred], dtype=np.int64)
+    gt_crowd = np.array([s.iscrowd for s in gt], dtype=bool)
+
+    # IoU with VOID removed from the prediction: union = |g| + |p| - |g & p| - |p & VOID|.
+    I = inter[1:, 1:]                                                       # (G, P)
+    union = gt_area[:, None] + pred_area[None, :] - I - inter[0, 1:][None, :]
+    # IoU > 0.5 tested exactly in integers: I / U > 1/2  <=>  2 I > U.
+    match = (gt_cat[:, None] == pred_cat[None, :]) & ~gt_crowd[:, None] & (2 * I > union)
+
+    # The crowd region of a category is its last-listed crowd segment (as the reference's dict does).
+    row_of = {s.id: i for i, s in enumerate(gt)}
+    crowd_row = np.full(len(cats.ids), -1, dtype=np.int64)
+    for s in gt_listed:                                                     # listed order
+        if s.iscrowd:
+            crowd_row[cats.index[s.category_id]] = row_of[s.id]
+    crowd_of_pred = crowd_row[pred_cat]                                     # (P,)
+    on_crowd = np.where(crowd_of_pred >= 0, inter[crowd_of_pred + 1, np.arange(1, P + 1)], 0)  # row 0 if none
+    absorbed = inter[0, 1:] + on_crowd                                      # (P,)
+    fp_ignored = ~match.any(axis=0) & (2 * absorbed > pred_area)           # > 50 %, exact in integers
+    return _ImageMatch(gt, pred, gt_cat, pred_cat, gt_crowd, inter, union, match,
+                       crowd_of_pred, absorbed, fp_ignored)
+
+
+# =========================================================================== panoptic: scores
+
+def pq_per_category(iou_sum, tp, fp, fn):
+    """PQ, SQ, RQ of one category from its dataset-level sums.
+
+    ``PQ = iou_sum / (tp + fp/2 + fn/2)``, ``SQ = iou_sum / tp`` (0 when
+    ``tp = 0``), ``RQ = tp / (tp + fp/2 + fn/2)``; ``PQ = SQ x RQ``.
+
+    Returns
+    -------
+    (pq, sq, rq) : tuple of float
+        All NaN when ``tp + fp + fn = 0`` (the category is not scored).
+    """
+    if tp + fp + fn == 0:
+        return float("nan"), float("nan"), float("nan")
+    den = tp + 0.5 * fp + 0.5 * fn
+    return iou_sum / den, (iou_sum / tp if tp != 0 else 0.0), tp / den
+
+
+class PanopticQuality:
+    """Streaming panoptic quality over a dataset, exactly as COCO's ``pq_compute``.
+
+    >>> pq = PanopticQuality({1: True, 2: False})            # 1: a thing, 2: stuff
+    >>> gt = np.array([[1, 1, 2, 2]]); pred = np.array([[5, 5, 5, 6]])
+    >>> pq.update(pred, [Segment(5, 1), Segment(6, 2)], gt, [Segment(1, 1), Segment(2, 2)])
+    >>> r = pq.compute(); round(r["All"]["pq"], 4), r["All"]["n"]
+    (0.3333, 2)
+
+    Parameters
+    ----------
+    categories : dict or list
+        ``{category_id: isthing}``, ``{category_id: {"isthing": 0/1, "name": str}}``
+        or COCO's list of category dicts (``id``, ``isthing``, ``name``).
+    void_id : int
+        Id of unlabelled pixels in the id maps (0 in COCO PNGs after ``rgb2id``).
+
+    Attributes
+    ----------
+    iou_sum : numpy.ndarray of float64, shape (C,)
+    tp, fp, fn : numpy.ndarray of int64, shape (C,)
+        Per category, in the order of ``categories``.
+    """
+
+    def __init__(self, categories, void_id: int = 0):
+        self.categories = _as_categories(categories, "PanopticQuality")
+        if not _is_int(void_id):
+            raise TypeError(f"PanopticQuality: expected void_id to be an int, got {void_id!r}")
+        self.void_id = int(void_id)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated so far."""
+        C = len(self.categories.ids)
+        self.iou_sum = np.zeros(C, dtype=np.float64)
+        self.tp = np.zeros(C, dtype=np.int64)
+        self.fp = np.zeros(C, dtype=np.int64)
+        self.fn = np.zeros(C, dtype=np.int64)
+
+    def update(self, pred_ids, pred_segments, gt_ids, gt_segments) -> None:
+        """Add one image.
+
+        Parameters
+        ----------
+        pred_ids, gt_ids : ndarray of int, shape (H, W)
+            Segment id per pixel; ``void_id`` = unlabelled. Every non-VOID id
+            must be listed in the matching segment list.
+        pred_segments, gt_segments : list of Segment, (id, category_id[, iscrowd]) or COCO dicts
+            Every listed segment must have pixels.
+        """
+        m = _match_image(pred_ids, pred_segments, gt_ids, gt_segments, self.categories, self.void_id,
+                         "PanopticQuality.update")
+        C = len(self.categories.ids)
+        rows, cols = np.nonzero(m.match)                                    # sorted by (gt id, pred id)
+        for r, c in zip(rows, cols):                                        # <= one per segment
+            self.iou_sum[m.gt_cat[r]] += m.inter[r + 1, c + 1] / m.union[r, c]
+        self.tp += np.bincount(m.gt_cat[rows], minlength=C)
+        self.fn += np.bincount(m.gt_cat[~m.match.any(axis=1) & ~m.gt_crowd], minlength=C)
+        self.fp += np.bincount(m.pred_cat[~m.match.any(axis=0) & ~m.fp_ignored], minlength=C)
+
+    def update_encoded(self, pred_panoptic, gt_panoptic, label_divisor: int = 1000, void_id: int = -1) -> None:
+        """Add one image given as ``category * label_divisor + instance`` maps (see :func:`encode_panoptic`).
+
+        A ground-truth thing segment with instance 0 is a crowd region.
+        """
+        things = [c for c, t in zip(self.categories.ids, self.categories.isthing) if t]
+        pred_ids, pred_segments = decode_panoptic(pred_panoptic, label_divisor, void_id)
+        gt_ids, gt_segments = decode_panoptic(gt_panoptic, label_divisor, void_id, thing_ids=things)
+        saved, self.void_id = self.void_id, void_id
+        try:
+            self.update(pred_ids, pred_segments, gt_ids, gt_segments)
+        finally:
+            self.void_id = saved
+
+    def compute(self) -> dict:
+        """PQ / SQ / RQ per category and averaged over All, Things and Stuff.
+
+        Returns
+        -------
+        dict
+            ``"All"``, ``"Things"``, ``"Stuff"``: ``{"pq", "sq", "rq", "n"}``,
+            means over the ``n`` categories with TP + FP + FN > 0 (NaN when
+            ``n = 0``). ``"per_class"``: ``{category_id: {"pq", "sq", "rq",
+            "tp", "fp", "fn", "iou_sum", "isthing", "name"}}``. Fractions in [0, 1].
+        """
+        cats = self.categories
+        per_class = {}
+        for i, cid in enumerate(cats.ids):
+            pq, sq, rq = pq_per_category(float(self.iou_sum[i]), int(self.tp[i]), int(self.fp[i]), int(self.fn[i]))
+            per_class[cid] = {"pq": pq, "sq": sq, "rq": rq, "tp": int(self.tp[i]), "fp": int(self.fp[i]),
+                              "fn": int(self.fn[i]), "iou_sum": float(self.iou_sum[i]),
+                              "isthing": bool(cats.isthing[i]), "name": cats.names[i]}
+        results = {}
+        for group, want in (("All", None), ("Things", True), ("Stuff", False)):
+            pq = sq = rq = 0.0
+            n = 0
+            for i, cid in enumerate(cats.ids):                              # category order, as the reference
+                r = per_class[cid]
+                if (want is not None and bool(cats.isthing[i]) != want) or r["tp"] + r["fp"] + r["fn"] == 0:
+                    continue
+                n += 1
+                pq, sq, rq = pq + r["pq"], sq + r["sq"], rq + r["rq"]
+            nan = float("nan")
+            results[group] = {"pq": pq / n if n else nan, "sq": sq / n if n else nan,
+                              "rq": rq / n if n else nan, "n": n}
+        results["per_class"] = per_class
+        return results
+
+    def table(self) -> str:
+        """Per-category PQ / SQ / RQ (in %) with counts, then All / Things / Stuff like panopticapi prints."""
+        r = self.compute()
+        width = max(10, *(len(n) for n in self.categories.names))
+        head = f"{'':<{width}}| {'PQ':>6} {'SQ':>6} {'RQ':>6} {'TP':>6} {'FP':>6} {'FN':>6}  kind"
+        lines = [head, "-" * len(head)]
+        for cid, c in r["per_class"].items():
+            lines.append(f"{c['name']:<{width}}| {_pct(c['pq'])} {_pct(c['sq'])} {_pct(c['rq'])} "
+                         f"{c['tp']:>6d} {c['fp']:>6d} {c['fn']:>6d}  {'thing' if c['isthing'] else 'stuff'}")
+        lines += ["-" * len(head), f"{'':<{width}}| {'PQ':>6} {'SQ':>6} {'RQ':>6} {'N':>6}"]
+        for group in ("All", "Things", "Stuff"):
+            g = r[group]
+            lines.append(f"{group:<{width}}| {_pct(g['pq'])} {_pct(g['sq'])} {_pct(g['rq'])} {g['n']:>6d}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"PanopticQuality(categories={len(self.categories.ids)}, void_id={self.void_id})"
+
+
+def panoptic_quality(images, categories, void_id: int = 0) -> dict:
+    """One-shot PQ over a list of images: ``PanopticQuality(categories, void_id)`` updated with each.
+
+    Parameters
+    ----------
+    images : iterable of (pred_ids, pred_segments, gt_ids, gt_segments)
+    categories, void_id
+        As for :class:`PanopticQuality`.
+
+    Returns
+    -------
+    dict
+        As :meth:`PanopticQuality.compute`.
+    """
+    pq = PanopticQuality(categories, void_id=void_id)
+    for image in images:
+        pq.update(*image)
+    return pq.compute()
+
+
+# =========================================================================== panoptic: explain
+
+class ExplainRow(NamedTuple):
+    """One segment's part in an image's PQ: ``role`` is TP, FP, FN, crowd (gt) or ignored (pred)."""
+
+    side: str               # "gt" or "pred"
+    id: int
+    category_id: int
+    role: str
+    iou: float              # IoU with the partner for TP, NaN otherwise
+    partner: int | None     # id of the matched segment for TP
+    area: int               # pixels
+    reason: str
+
+
+class PanopticExplanation(list):
+    """The rows of :func:`explain_panoptic`; ``str()`` prints them as a table."""
+
+    def table(self) -> str:
+        """A fixed-width table: side, id, category, role, IoU, partner, area, reason."""
+        head = f"{'side':<5} {'id':>8} {'cat':>5} {'role':<8} {'IoU':>6} {'partner':>8} {'area':>8}  reason"
+        lines = [head, "-" * len(head)]
+        for r in self:
+            iou = "" if r.iou != r.iou else f"{r.iou:.3f}"
+            partner = "" if r.partner is None else str(r.partner)
+            lines.append(f"{r.side:<5} {r.id:>8} {r.category_id:>5} {r.role:<8} {iou:>6} {partner:>8} "
+                         f"{r.area:>8}  {r.reason}")
+        if not self:
+            lines.append("(no segments)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _best_overlap(m: _ImageMatch, gi: int | None, pj: int | None):
+    """Largest-IoU partner of gt row ``gi`` (or pred column ``pj``) among overlapping segments, or None."""
+    I = m.inter[1:, 1:]
+    if gi is not None:
+        line, union = I[gi], m.union[gi]
+    else:
+        line, union = I[:, pj], m.union[:, pj]
+    if not (line > 0).any():
+        return None
+    iou = np.where(line > 0, line / np.maximum(union, 1), -1.0)
+    k = int(np.argmax(iou))
+    return k, float(iou[k])
+
+
+def explain_panoptic(pred_ids, pred_segments, gt_ids, gt_segments, categories, void_id: int = 0):
+    """Why one image scores what it scores: every segment as TP, FP, FN, crowd or ignored, with the reason.
+
+    Roles, following COCO's ``pq_compute``:
+
+    * ``TP`` -- matched (same category, IoU > 0.5); ``iou`` and ``partner`` given.
+    * ``FN`` -- a non-crowd ground-truth segment with no match.
+    * ``crowd`` -- a crowd ground-truth segment: never a false negative.
+    * ``FP`` -- an unmatched prediction with at most half of its pixels on
+      VOID + the crowd region of its category.
+    * ``ignored`` -- an unmatched prediction with more than half on them.
+
+    Parameters
+    ----------
+    As :meth:`PanopticQuality.update`, plus ``categories`` and ``void_id``.
+
+    Returns
+    -------
+    PanopticExplanation
+        A list of :class:`ExplainRow`, ground truth first, each side sorted by
+        id; ``print()`` it for a table.
+    """
+    cats = _as_categories(categories, "explain_panoptic")
+    m = _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats, void_id, "explain_panoptic")
+    rows = PanopticExplanation()
+    gt_area, pred_area = m.inter.sum(axis=1)[1:], m.inter.sum(axis=0)[1:]
+    I = m.inter[1:, 1:]
+
+    def other_side(best, segs, same_cat):
+        if best is None:
+            return "overlaps no segment"
+        k, iou = best
+        s = segs[k]
+        kind = "same category" if same_cat(k) else f"category {s.category_id}"
+        return f"best overlap is {s.id} ({kind}) with IoU {iou:.3f}"
+
+    for i, s in enumerate(m.gt):
+        area = int(gt_area[i])
+        j = np.flatnonzero(m.match[i])
+        if j.size:
+            j = int(j[0])
+            iou = I[i, j] / m.union[i, j]
+            rows.append(ExplainRow("gt", s.id, s.category_id, "TP", float(iou), m.pred[j].id, area,
+                                   f"matched: same category and IoU {iou:.3f} > 0.5"))
+        elif m.gt_crowd[i]:
+            rows.append(ExplainRow("gt", s.id, s.category_id, "crowd", float("nan"), None, area,
+                                   "crowd region: never a false negative"))
+        else:
+            best = other_side(_best_overlap(m, i, None), m.pred, lambda k: m.pred_cat[k] == m.gt_cat[i])
+            rows.append(ExplainRow("gt", s.id, s.category_id, "FN", float("nan"), None, area,
+                                   f"no prediction of its category with IoU > 0.5; {best}"))
+    for j, s in enumerate(m.pred):
+        area = int(pred_area[j])
+        i = np.flatnonzero(m.match[:, j])
+        if i.size:
+            i = int(i[0])
+            iou = I[i, j] / m.union[i, j]
+            rows.append(ExplainRow("pred", s.id, s.category_id, "TP", float(iou), m.gt[i].id, area,
+                                   f"matched: same category and IoU {iou:.3f} > 0.5"))
+            continue
+        void, absorbed = int(m.inter[0, j + 1]), int(m.absorbed[j])
+        crowd = f" + {absorbed - void} px on crowd {m.gt[m.crowd_of_pred[j]].id}" if m.crowd_of_pred[j] >= 0 else ""
+        share = f"{void} px on VOID{crowd} = {absorbed}/{area} = {absorbed / area:.0%}"
+        if m.fp_ignored[j]:
+            rows.append(ExplainRow("pred", s.id, s.category_id, "ignored", float("nan"), None, area,
+                                   f"unmatched, but {share} > 50%: not a false positive"))
+        else:
+            best = other_side(_best_overlap(m, None, j), m.gt, lambda k: m.gt_cat[k] == m.pred_cat[j])
+            rows.append(ExplainRow("pred", s.id, s.category_id, "FP", float("nan"), None, area,
+                                   f"unmatched ({best}); {share} <= 50%"))
+    return rows
+
+
+# =========================================================================== instances
+
+def _label_components(values, fg, connectivity: int):
+    """Label the connected regions of equal ``values`` inside ``fg``; 0 outside ``fg``.
+
+    Hook-and-jump (Shiloach-Vishkin style) on the pixel graph, vectorised:
+    every pixel starts as its own tree (``parent = arange``). Each round,
+    every edge whose ends sit in different trees hooks the larger root onto
+    the smaller one (a minimum per root, found by sorting the edges), then
+    pointer jumping ``parent = parent[parent]`` flattens every tree. Each
+    round merges every tree with at least one neighbour, so O(log n) rounds.
+    A component's root ends as its smallest flat index, i.e. its first pixel
+    in raster order, so labels 1, 2, ... follow raster order like
+    ``scipy.ndimage.label``.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (H, W)
+    parent : ndarray of int64, shape (H * W,)  root (first pixel) of each pixel's component
+    """
+    xp = get_array_module(values, fg)
+    H, W = values.shape
+    n = H * W
+    v, f = values.reshape(-1), fg.reshape(-1)
+    idx = xp.arange(n, dtype=xp.int64).reshape(H, W)
+    pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]          # right, down
+    if connectivity == 8:
+        pairs += [(idx[:-1, :-1], idx[1:, 1:]), (idx[:-1, 1:], idx[1:, :-1])]  # down-right, down-left
+    us, ws = [], []
+    for a, b in pairs:
+        a, b = a.reshape(-1), b.reshape(-1)
+        keep = f[a] & f[b] & (v[a] == v[b])
+        us.append(a[keep])
+        ws.append(b[keep])
+    u, w = xp.concatenate(us), xp.concatenate(ws)                           # (E,) edges
+    parent = xp.arange(n, dtype=xp.int64)
+    while True:
+        ru, rw = parent[u], parent[w]
+        differ = ru != rw
+        u, w, ru, rw = u[differ], w[differ], ru[differ], rw[differ]          # drop edges inside a tree
+        if u.size == 0:
+            break
+        hi, lo = xp.maximum(ru, rw), xp.minimum(ru, rw)
+        key = xp.sort(hi * n + lo)                                          # by root, then smallest partner
+        hi, lo = key // n, key % n
+        first = xp.ones(hi.shape, dtype=bool)
+        first[1:] = hi[1:] != hi[:-1]
+        parent[hi[first]] = lo[first]                                       # each root hooked once
+        while True:                                                         # pointer jumping
+            jumped = parent[parent]
+            if bool((jumped == parent).all()):
+                break
+            parent = jumped
+    is_root = f & (parent == xp.arange(n))
+    label_of = xp.cumsum(is_root)                                           # roots numbered in raster order
+    labels = xp.where(f, label_of[parent], 0).reshape(H, W)
+    return labels, parent
+
+
+def _check_connectivity(connectivity, op: str) -> None:
+    if connectivity not in (4, 8):
+        raise ValueError(f"{op}: expected connectivity 4 or 8, got {connectivity!r}")
+
+
+def connected_components(mask, connectivity: int = 4):
+    """Label the connected regions of a 2-D boolean mask.
+
+    Same output as ``scipy.ndimage.label`` (4-connectivity: its default
+    cross structure; 8: ``structure=np.ones((3, 3))``): background 0,
+    components 1..num numbered in raster order of their first pixel.
+
+    Parameters
+    ----------
+    mask : ndarray of bool (or 0/1 int), shape (H, W)
+    connectivity : {4, 8}
+        4: edge neighbours; 8: edge and corner neighbours.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (H, W)
+    num : int
+    """
+    op = "connected_components"
+    _check_labels(mask, "mask", op)
+    if mask.ndim != 2:
+        raise ValueError(f"{op}: expected mask of shape (H, W), got shape {tuple(mask.shape)}")
+    _check_connectivity(connectivity, op)
+    fg = mask != 0
+    labels, _ = _label_components(fg, fg, connectivity)
+    return labels, int(labels.max()) if labels.size else 0
+
+
+def instances_from_semantic(semantic, thing_ids, connectivity: int = 4):
+    """Instance baseline: each connected region of a thing class is one instance.
+
+    Instance ids are numbered 1, 2, ... *per class*, in raster order of each
+    region's first pixel; stuff, ignored and other pixels get 0. Combine with
+    :func:`encode_panoptic` for panoptic ids.
+
+    Parameters
+    ----------
+    semantic : ndarray of int, shape (H, W)
+    thing_ids : iterable of int
+    connectivity : {4, 8}
+
+    Returns
+    -------
+    ndarray of int64, shape (H, W)
+    """
+    op = "instances_from_semantic"
+    _check_labels(semantic, "semantic", op)
+    if semantic.ndim != 2:
+        raise ValueError(f"{op}: expected semantic of shape (H, W), got shape {tuple(semantic.shape)}")
+    _check_connectivity(connectivity, op)
+    xp = get_array_module(semantic)
+    sem = semantic.astype(xp.int64)
+    fg = xp.isin(sem, xp.asarray(list(thing_ids), dtype=xp.int64))
+    _, parent = _label_components(sem, fg, connectivity)
+    n = sem.size
+    flat, fg = sem.reshape(-1), fg.reshape(-1)
+    roots = xp.flatnonzero(fg & (parent == xp.arange(n)))                  # (R,) ascending = raster order
+    if roots.size == 0:
+        return xp.zeros(sem.shape, dtype=xp.int64)
+    cls = flat[roots] - flat[roots].min()                                   # >= 0 for the sort key
+    order = xp.argsort(cls * n + roots)                                     # by class, then raster order
+    cls_sorted = cls[order]
+    rank = xp.arange(roots.size) - xp.searchsorted(cls_sorted, cls_sorted) + 1   # 1, 2, ... per class
+    inst_of_root = xp.zeros(n, dtype=xp.int64)
+    inst_of_root[roots[order]] = rank
+    return xp.where(fg, inst_of_root[parent], 0).reshape(sem.shape)
