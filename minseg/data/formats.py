@@ -201,7 +201,7 @@ def check_arrays(images, labels, instances, num_classes: int, ignore_index: int 
         if flat.min() < 0:
             raise ValueError(f"{where}: expected labels >= 0, got {int(flat.min())}")
         counts = np.bincount(flat.astype(np.int64))
-        bad = [v for v in np.flatnonzero(counts) if v >= num_classes and v != ignore_index]
+        bad = [int(v) for v in np.flatnonzero(counts) if v >= num_classes and v != ignore_index]
         if bad:
             raise ValueError(f"{where}: expected labels in 0..{num_classes - 1} or ignore_index={ignore_index}, "
                              f"got values {bad[:10]}")

@@ -1,0 +1,485 @@
+"""Turn real datasets a user has downloaded into minseg's format (used by ``data_scripts/``).
+
+Nothing here downloads: each function reads the extracted archive from
+``root`` and writes a minseg dataset directory to ``out`` (see
+``minseg.data.formats``), atomically -- on any error nothing is left at
+``out``. Every input file is checked, and an error names the file:
+
+- a missing directory or file -> ``FileNotFoundError``;
+- a file that is not a readable image, a malformed JSON, a mask value or
+  colour that is not in the dataset's palette, an image and mask of
+  different sizes -> ``ValueError``.
+
+Photographs of different sizes are brought to ``size x size`` by
+``fit_to_square``: the longer side scaled to ``size`` (bilinear for the
+image, nearest for labels and instances), then padded with ``ignore_index``.
+
+- ``prepare_voc``: PASCAL VOC 2012 segmentation (``JPEGImages``,
+  ``SegmentationClass`` palette PNGs whose 255 border is ignore,
+  ``SegmentationObject`` instance PNGs when present, ``ImageSets/Segmentation``).
+- ``prepare_isbi``: the ISBI 2012 EM segmentation challenge (``train-volume.tif``
+  and ``train-labels.tif``, 30 pages of 512 x 512), the U-Net paper's data.
+- ``prepare_coco_panoptic``: COCO panoptic (``panoptic_<split>2017.json`` and
+  the PNGs whose RGB encodes the segment id ``R + 256 G + 256^2 B``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .formats import make_palette, progress, write_dataset
+from .transforms import fit_to_square, resize_bilinear, resize_nearest
+
+__all__ = ["VOC_CLASSES", "ISBI_CLASSES", "read_image", "read_mask", "prepare_voc", "prepare_isbi",
+           "prepare_coco_panoptic", "read_tiff_pages", "rgb_to_id"]
+
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+               "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+               "sheep", "sofa", "train", "tvmonitor")
+ISBI_CLASSES = ("cell", "membrane")
+VOC_VOID_COLOR = (224, 224, 192)
+
+
+# --------------------------------------------------------------------------- reading files
+
+def _pil():
+    try:
+        from PIL import Image  # noqa: PLC0415  (optional dependency, lazy)
+    except ImportError:
+        raise ImportError("minseg.data.convert: Pillow is needed to read image files; "
+                          "install it with `pip install minseg[lessons]`") from None
+    return Image
+
+
+def _need_dir(path: Path, op: str, what: str) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{op}: expected {what} directory {str(path)!r}, which does not exist")
+    return path
+
+
+def _need_file(path: Path, op: str, what: str = "file") -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{op}: expected {what} {str(path)!r}, which does not exist")
+    return path
+
+
+def read_image(path, op: str = "read_image") -> np.ndarray:
+    """An RGB image file as ``(3, H, W)`` uint8.
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing file.
+    ValueError
+        A file that is not a readable image (the message names it).
+    """
+    path = _need_file(Path(path), op, "image file")
+    Image = _pil()
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)   # (H, W, 3)
+    except (OSError, SyntaxError, ValueError) as err:              # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"{op}: {str(path)!r} is corrupt or not an image: {err}") from None
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))            # (3, H, W)
+
+
+def read_mask(path, palette: np.ndarray, op: str = "read_mask", void_color=VOC_VOID_COLOR,
+              ignore_index: int = 255) -> np.ndarray:
+    """A label PNG as ``(H, W)`` uint8 class ids, ``ignore_index`` where VOID.
+
+    A palette ("P") or greyscale PNG stores the class id itself; an RGB PNG
+    stores ``palette[k]``, mapped back to ``k`` here (``void_color`` to
+    ``ignore_index``).
+
+    Raises
+    ------
+    ValueError
+        For an unreadable file, or an index or colour that is not in the
+        palette (the message names the file and the value).
+    """
+    path = _need_file(Path(path), op, "mask file")
+    Image = _pil()
+    K = len(palette)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("P", "L", "I;16", "I"):
+                mask = np.asarray(im, dtype=np.int64)                          # (H, W) indices
+            else:
+                rgb = np.asarray(im.convert("RGB"), dtype=np.int64)            # (H, W, 3)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{op}: {str(path)!r} is corrupt or not an image: {err}") from None
+    if mode in ("P", "L", "I;16", "I"):
+        bad = np.unique(mask[(mask >= K) & (mask != ignore_index)])
+        if bad.size:
+            raise ValueError(f"{op}: {str(path)!r} has label index {int(bad[0])} not in the palette "
+                             f"(expected 0..{K - 1} or {ignore_index})")
+        return mask.astype(np.uint8 if K < 256 else np.uint16)
+    code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]             # (H, W) one int per colour
+    pal = np.asarray(palette, dtype=np.int64)
+    pal_code = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]                # (K,)
+    void_code = (void_color[0] << 16) | (void_color[1] << 8) | void_color[2]
+    colours, inverse = np.unique(code, return_inverse=True)
+    lut = np.empty(colours.size, dtype=np.int64)
+    for j, c in enumerate(colours):
+        hit = np.flatnonzero(pal_code == c)
+        if hit.size:
+            lut[j] = hit[0]
+        elif c == void_code:
+            lut[j] = ignore_index
+        else:
+            rgb_c = (int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255)
+            raise ValueError(f"{op}: {str(path)!r} has mask colour {rgb_c} not in the palette "
+                             f"(expected one of the {K} class colours or the void colour {tuple(void_color)})")
+    return lut[inverse.reshape(code.shape)].astype(np.uint8 if K < 256 else np.uint16)
+
+
+def _check_same_size(image, mask, image_path, mask_path, op):
+    if image.shape[-2:] != mask.shape[-2:]:
+        raise ValueError(f"{op}: image {str(image_path)!r} is {image.shape[-2]}x{image.shape[-1]} (H x W) "
+                         f"but mask {str(mask_path)!r} is {mask.shape[-2]}x{mask.shape[-1]}; expected the same size")
+
+
+def _check_out(out: Path, overwrite: bool, op: str) -> Path:
+    out = Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{op}: output {str(out)!r} already exists; pass overwrite=True (--overwrite) "
+                              "to replace it")
+    return out
+
+
+def _check_size(size, op):
+    if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8):
+        raise ValueError(f"{op}: expected size to be an int >= 8, got {size!r}")
+
+
+def _stack(samples):
+    images, labels, instances = zip(*samples)
+    return np.stack(images), np.stack(labels), np.stack(instances)
+
+
+# --------------------------------------------------------------------------- PASCAL VOC 2012
+
+def _voc_root(root: Path) -> Path:
+    for candidate in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
+        if (candidate / "JPEGImages").is_dir() or (candidate / "SegmentationClass").is_dir():
+            return candidate
+    return root
+
+
+def prepare_voc(root, out, size: int = 128, splits=("train", "val"), limit: int | None = None,
+                overwrite: bool = False, show_progress: bool = True) -> Path:
+    """Convert PASCAL VOC 2012 segmentation into a minseg dataset.
+
+    Parameters
+    ----------
+    root : str or Path
+        The extracted ``VOC2012`` directory (or ``VOCdevkit`` above it), holding
+        ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` (palette PNGs:
+        index = class, 255 = the void border, made ignore), optionally
+        ``SegmentationObject/<id>.png`` (index = instance, 255 = void) and
+        ``ImageSets/Segmentation/<split>.txt`` (one id per line).
+    out : str or Path
+        The dataset directory to write.
+    size : int, default 128
+        Images become ``size x size`` (``fit_to_square``).
+    splits : sequence of str
+        Lists in ``ImageSets/Segmentation`` to convert (VOC's test masks are not public).
+    limit : int, optional
+        Keep only the first ``limit`` ids of each list (quick subsets).
+    overwrite : bool
+    show_progress : bool
+        A ``tqdm.auto`` bar per split.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    op = "prepare_voc"
+    _check_size(size, op)
+    out = _check_out(out, overwrite, op)
+    root = _voc_root(Path(root).expanduser())
+    _need_dir(root, op, "VOC root")
+    jpeg = _need_dir(root / "JPEGImages", op, "JPEGImages")
+    seg = _need_dir(root / "SegmentationClass", op, "SegmentationClass")
+    sets = _need_dir(root / "ImageSets" / "Segmentation", op, "ImageSets/Segmentation")
+    obj = root / "SegmentationObject"
+    has_instances = obj.is_dir()
+    palette = make_palette(len(VOC_CLASSES))
+    things = np.array([False] + [True] * (len(VOC_CLASSES) - 1))
+
+    arrays = {}
+    for split in splits:
+        list_file = _need_file(sets / f"{split}.txt", op, "split list")
+        ids = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
+        if limit is not None:
+            ids = ids[:limit]
+        if not ids:
+            raise ValueError(f"{op}: split list {str(list_file)!r} is empty; expected one image id per line")
+        samples = []
+        for image_id in progress(ids, total=len(ids), desc=f"VOC {split}", enable=show_progress):
+            image_path, mask_path = jpeg / f"{image_id}.jpg", seg / f"{image_id}.png"
+            image = read_image(image_path, op)
+            labels = read_mask(mask_path, palette, op)
+            _check_same_size(image, labels, image_path, mask_path, op)
+            instances = np.zeros(labels.shape, dtype=np.uint16)
+            if has_instances:
+                obj_path = obj / f"{image_id}.png"
+                ids_map = read_mask(obj_path, make_palette(255), op).astype(np.uint16)
+                _check_same_size(image, ids_map, image_path, obj_path, op)
+                keep = (ids_map != 255) & (labels != 255) & things[np.minimum(labels, len(VOC_CLASSES) - 1)]
+                instances = np.where(keep, ids_map, 0).astype(np.uint16)
+            samples.append(fit_to_square(image, labels, instances, size))
+        arrays[split] = _stack(samples)
+
+    meta = {"name": "voc2012", "class_names": list(VOC_CLASSES), "palette": palette.tolist(),
+            "things": things.tolist(), "ignore_index": 255, "has_instances": has_instances,
+            "source": f"PASCAL VOC 2012 segmentation from {str(root)!r}, fit_to_square({size})",
+            "version": 1}
+    return write_dataset(out, meta, arrays, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- ISBI 2012
+
+def read_tiff_pages(path, op: str = "read_tiff_pages") -> np.ndarray:
+    """A multi-page greyscale TIFF as ``(pages, H, W)``: tifffile when installed, else Pillow.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing, unreadable, or pages of different sizes (the message names the file).
+    """
+    path = _need_file(Path(path), op, "TIFF file")
+    try:
+        import tifffile  # noqa: PLC0415  (optional, lazy; comes with scikit-image)
+    except ImportError:
+        tifffile = None
+    try:
+        if tifffile is not None:
+            pages = np.asarray(tifffile.imread(path))
+        else:
+            from PIL import ImageSequence  # noqa: PLC0415
+
+            with _pil().open(path) as im:
+                frames = [np.asarray(f.convert("L")) for f in ImageSequence.Iterator(im)]
+            if len({f.shape for f in frames}) > 1:
+                raise ValueError(f"pages of different sizes {sorted({f.shape for f in frames})}")
+            pages = np.stack(frames)
+    except Exception as err:  # tifffile raises its own TiffFileError, struct.error, ...
+        raise ValueError(f"{op}: {str(path)!r} is corrupt or not a multi-page TIFF: {err}") from None
+    if pages.ndim == 2:
+        pages = pages[None]
+    if pages.ndim != 3:
+        raise ValueError(f"{op}: expected {str(path)!r} to hold greyscale pages (pages, H, W), "
+                         f"got shape {pages.shape}")
+    return pages
+
+
+def prepare_isbi(root, out, size: int | None = None, n_val: int = 5, n_test: int = 5,
+                 overwrite: bool = False, show_progress: bool = True) -> Path:
+    """Convert the ISBI 2012 EM membrane set into a minseg dataset.
+
+    Parameters
+    ----------
+    root : str or Path
+        Holds ``train-volume.tif`` (30 pages of 512 x 512, 8-bit) and
+        ``train-labels.tif`` (255 = cell interior, 0 = membrane). The challenge's
+        ``test-volume.tif`` has no public labels and is not used.
+    out : str or Path
+    size : int, optional
+        Resize slices to ``size x size`` (bilinear image, nearest labels); native when None.
+    n_val, n_test : int
+        The last ``n_val + n_test`` slices become val and test; the rest train.
+        (The U-Net paper trained on all 30 and was scored by the challenge server.)
+    overwrite, show_progress : bool
+
+    Returns
+    -------
+    Path
+        ``out``. Classes: 0 cell, 1 membrane (both stuff; no instances).
+    """
+    op = "prepare_isbi"
+    _check_size(size, op)
+    out = _check_out(out, overwrite, op)
+    root = _need_dir(Path(root).expanduser(), op, "ISBI root")
+    vol_path, lab_path = root / "train-volume.tif", root / "train-labels.tif"
+    volume = read_tiff_pages(vol_path, op)
+    labels_raw = read_tiff_pages(lab_path, op)
+    if volume.shape != labels_raw.shape:
+        raise ValueError(f"{op}: {str(vol_path)!r} has shape {volume.shape} (pages, H, W) but "
+                         f"{str(lab_path)!r} has {labels_raw.shape}; expected the same")
+    if volume.dtype != np.uint8:
+        raise ValueError(f"{op}: expected 8-bit greyscale pages in {str(vol_path)!r}, got dtype {volume.dtype}")
+    values = np.unique(labels_raw)
+    bad = values[(values != 0) & (values != 255)]
+    if bad.size:
+        raise ValueError(f"{op}: {str(lab_path)!r} has label value {int(bad[0])} not in the palette "
+                         "(expected 0 = membrane, 255 = cell)")
+    n = volume.shape[0]
+    if not (isinstance(n_val, int) and isinstance(n_test, int) and n_val >= 0 and n_test >= 0
+            and n_val + n_test < n):
+        raise ValueError(f"{op}: expected n_val, n_test >= 0 leaving >= 1 training slice of {n}, "
+                         f"got n_val={n_val!r}, n_test={n_test!r}")
+    images, labels = [], []
+    for i in progress(range(n), total=n, desc="ISBI slices", enable=show_progress):
+        image = volume[i][None]                                          # (1, H, W)
+        lab = np.where(labels_raw[i] == 255, 0, 1).astype(np.uint8)      # cell 0, membrane 1
+        if size is not None:
+            image = np.clip(np.rint(resize_bilinear(image, size)), 0, 255).astype(np.uint8)
+            lab = resize_nearest(lab, size)
+        images.append(image)
+        labels.append(lab)
+    images, labels = np.stack(images), np.stack(labels)
+    instances = np.zeros(labels.shape, dtype=np.uint8)
+    n_train = n - n_val - n_test
+    cuts = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val), "test": slice(n_train + n_val, n)}
+    arrays = {s: (images[c], labels[c], instances[c]) for s, c in cuts.items() if c.stop > c.start}
+    meta = {"name": "isbi2012", "class_names": list(ISBI_CLASSES), "palette": [[0, 0, 0], [255, 255, 255]],
+            "things": [False, False], "ignore_index": 255, "has_instances": False,
+            "source": f"ISBI 2012 EM segmentation from {str(root)!r}" + (f", resized to {size}" if size else ""),
+            "version": 1}
+    return write_dataset(out, meta, arrays, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- COCO panoptic
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+    """COCO panoptic PNG colours to segment ids: ``id = R + 256 G + 256^2 B``.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+
+    Returns
+    -------
+    ndarray of int64, shape (H, W)
+    """
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
+def _first_existing(*paths: Path) -> Path:
+    for p in paths:
+        if p.exists():
+            return p
+    return paths[0]
+
+
+def _read_json(path: Path, op: str) -> dict:
+    _need_file(path, op, "annotation file")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{op}: {str(path)!r} is not valid JSON: {err}") from None
+    if not isinstance(doc, dict) or "annotations" not in doc or "categories" not in doc:
+        raise ValueError(f"{op}: {str(path)!r} is not a COCO panoptic file: expected an object with "
+                         "'annotations' and 'categories'")
+    return doc
+
+
+def prepare_coco_panoptic(root, out, size: int = 128, splits=("train", "val"), limit: int | None = None,
+                          overwrite: bool = False, show_progress: bool = True) -> Path:
+    """Convert COCO panoptic segmentation into a minseg dataset (semantic labels + instance ids).
+
+    Parameters
+    ----------
+    root : str or Path
+        The COCO directory, holding ``<split>2017/*.jpg``,
+        ``annotations/panoptic_<split>2017.json`` and the PNGs in
+        ``annotations/panoptic_<split>2017/`` (the ``annotations/`` level may be
+        left out).
+    out : str or Path
+    size : int, default 128
+    splits : sequence of str
+        COCO's ``train`` and ``val`` (test has no public annotation).
+    limit : int, optional
+        Keep only the first ``limit`` annotated images of each split. The
+        whole of train2017 (118k images) does not fit in a laptop's memory.
+    overwrite, show_progress : bool
+
+    Returns
+    -------
+    Path
+        ``out``. Classes are COCO's categories in order of category id, with
+        their colours and ``isthing`` flags. Segment id 0 (unlabelled) is
+        ignore; each non-crowd thing segment gets an instance id ``1..k`` in
+        its image; stuff and crowd (``iscrowd = 1``) segments get instance 0.
+    """
+    op = "prepare_coco_panoptic"
+    _check_size(size, op)
+    out = _check_out(out, overwrite, op)
+    root = _need_dir(Path(root).expanduser(), op, "COCO root")
+    categories = None
+    arrays = {}
+    for split in splits:
+        json_path = _first_existing(root / "annotations" / f"panoptic_{split}2017.json",
+                                    root / f"panoptic_{split}2017.json")
+        png_dir = _first_existing(root / "annotations" / f"panoptic_{split}2017", root / f"panoptic_{split}2017")
+        doc = _read_json(json_path, op)
+        _need_dir(png_dir, op, "panoptic PNG")
+        img_dir = _need_dir(root / f"{split}2017", op, "image")
+        cats = sorted(doc["categories"], key=lambda c: c["id"])
+        if categories is None:
+            categories = cats
+        elif [c["id"] for c in cats] != [c["id"] for c in categories]:
+            raise ValueError(f"{op}: {str(json_path)!r} lists other categories than the first split's; "
+                             "expected the same category ids in every split")
+        index_of = {c["id"]: k for k, c in enumerate(categories)}
+        isthing = [bool(c.get("isthing", 0)) for c in categories]
+        K = len(categories)
+        ignore = 255 if K < 255 else 65535
+        image_files = {im["id"]: im["file_name"] for im in doc.get("images", [])}
+        anns = doc["annotations"][:limit] if limit is not None else doc["annotations"]
+        if not anns:
+            raise ValueError(f"{op}: {str(json_path)!r} has no annotations")
+        samples = []
+        for ann in progress(anns, total=len(anns), desc=f"COCO {split}", enable=show_progress):
+            png_path = png_dir / ann["file_name"]
+            image_name = image_files.get(ann.get("image_id"), Path(ann["file_name"]).with_suffix(".jpg").name)
+            image_path = img_dir / image_name
+            image = read_image(image_path, op)
+            ids = rgb_to_id(read_image(png_path, op).transpose(1, 2, 0))           # (H, W) segment ids
+            _check_same_size(image, ids, image_path, png_path, op)
+            labels, instances = _coco_segments(ids, ann, index_of, isthing, ignore, png_path, json_path, op)
+            samples.append(fit_to_square(image, labels, instances, size, ignore_index=ignore))
+        arrays[split] = _stack(samples)
+
+    meta = {"name": "coco-panoptic", "class_names": [c["name"] for c in categories],
+            "palette": [list(c.get("color", make_palette(len(categories))[k].tolist()))
+                        for k, c in enumerate(categories)],
+            "things": [bool(c.get("isthing", 0)) for c in categories], "ignore_index": ignore,
+            "has_instances": True, "coco_category_ids": [c["id"] for c in categories],
+            "source": f"COCO panoptic from {str(root)!r}, fit_to_square({size})", "version": 1}
+    return write_dataset(out, meta, arrays, overwrite=overwrite)
+
+
+def _coco_segments(ids, ann, index_of, isthing, ignore, png_path, json_path, op):
+    """Per-pixel class and instance from one image's id map and its ``segments_info``."""
+    segments = {s["id"]: s for s in ann.get("segments_info", [])}
+    present, inverse = np.unique(ids, return_inverse=True)
+    seg_label = np.full(present.size, ignore, dtype=np.int64)
+    seg_instance = np.zeros(present.size, dtype=np.int64)
+    k = 0
+    for j, sid in enumerate(present):
+        if sid == 0:                                        # unlabelled: VOID
+            continue
+        if sid not in segments:
+            rgb = (int(sid) % 256, int(sid) // 256 % 256, int(sid) // 65536)
+            raise ValueError(f"{op}: {str(png_path)!r} has segment id {int(sid)} (colour {rgb}) that is not in "
+                             f"its segments_info in {str(json_path)!r}")
+        cat = segments[sid]["category_id"]
+        if cat not in index_of:
+            raise ValueError(f"{op}: {str(json_path)!r}: segment {int(sid)} of {ann['file_name']!r} has "
+                             f"category_id {cat} not in categories")
+        seg_label[j] = index_of[cat]
+        if isthing[index_of[cat]] and not segments[sid].get("iscrowd", 0):
+            k += 1
+            seg_instance[j] = k
+    inverse = inverse.reshape(ids.shape)
+    label_dtype = np.uint8 if ignore == 255 else np.uint16
+    return seg_label[inverse].astype(label_dtype), seg_instance[inverse].astype(np.uint16)
