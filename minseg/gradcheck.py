@@ -229,3 +229,73 @@ def check_backward(forward: Callable, backward: Callable, inputs, *, dy=None, se
         num = numerical_gradient(f_i, v, dy, eps)
         report.rows.append(_compare(n, grads[i], num, rtol, atol))
     return report
+
+
+# --------------------------------------------------------------------------- the built-in suite
+
+@dataclass
+class SuiteCase:
+    """One entry of the suite run by ``minseg gradcheck``: an op, its inputs and hyper-parameters."""
+
+    name: str
+    forward: Callable
+    backward: Callable
+    make_inputs: Callable  # rng -> dict name -> float64 array
+    hyper: dict = field(default_factory=dict)
+
+
+def builtin_cases() -> list:
+    """The gradient checks that ``minseg gradcheck`` runs: every op with a backward, on tiny inputs."""
+    from . import ops  # noqa: PLC0415  (gradcheck sits below ops; import on use)
+
+    def conv_inputs(C, C_out, groups, k=(3, 3), H=7, W=6, bias=True):
+        def make(rng):
+            return {"x": rng.standard_normal((2, C, H, W)),
+                    "w": rng.standard_normal((C_out, C // groups, *k)),
+                    "b": rng.standard_normal(C_out) if bias else None}
+        return make
+
+    cases = [
+        SuiteCase("conv2d 3x3", ops.conv2d, ops.conv2d_backward, conv_inputs(3, 4, 1), dict(padding=1)),
+        SuiteCase("conv2d strided", ops.conv2d, ops.conv2d_backward, conv_inputs(3, 4, 1, (2, 3)),
+                  dict(stride=(2, 1), padding=(0, 1))),
+        SuiteCase("conv2d dilated", ops.conv2d, ops.conv2d_backward, conv_inputs(2, 3, 1, H=9, W=9),
+                  dict(padding=2, dilation=2)),
+        SuiteCase("conv2d grouped", ops.conv2d, ops.conv2d_backward, conv_inputs(4, 6, 2, bias=False),
+                  dict(groups=2)),
+        SuiteCase("conv2d depthwise", ops.conv2d, ops.conv2d_backward, conv_inputs(3, 3, 3),
+                  dict(padding=1, groups=3)),
+    ]
+    return cases
+
+
+def run_suite(cases=None, seed: int = 0, verbose: bool = False, out=print) -> bool:
+    """Run every case, print one table row per case (and each full report when ``verbose``).
+
+    Returns
+    -------
+    bool
+        True when every case passed.
+    """
+    cases = builtin_cases() if cases is None else cases
+    rows = []
+    for i, case in enumerate(cases):
+        rng = np.random.default_rng(seed + i)
+        report = check_backward(case.forward, case.backward, case.make_inputs(rng), name=case.name, **case.hyper)
+        if verbose:
+            out(str(report) + "\n")
+        hyper = ", ".join(f"{k}={v}" for k, v in case.hyper.items()) or "-"
+        worst = max(report.rows, key=lambda r: r.max_rel_error) if report.rows else None
+        rows.append((case.name, hyper, ", ".join(r.name for r in report.rows),
+                     f"{report.max_rel_error:.1e}", worst.name if worst else "-",
+                     "ok" if report.passed else "FAIL"))
+    head = ("op", "hyper-parameters", "inputs", "max rel err", "worst", "")
+    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out(fmt.format(*head))
+    out(fmt.format(*("-" * w for w in widths)))
+    for r in rows:
+        out(fmt.format(*r))
+    n_fail = sum(r[-1] == "FAIL" for r in rows)
+    out(f"\n{len(rows) - n_fail}/{len(rows)} gradient checks passed (float64 central differences)")
+    return n_fail == 0
