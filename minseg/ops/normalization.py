@@ -1,0 +1,186 @@
+"""Batch normalisation over (N, H, W) per channel, PyTorch's ``F.batch_norm`` for NCHW input.
+
+Training mode normalises each channel ``c`` with the statistics of the batch,
+over its ``M = N * H * W`` values:
+
+    mu_c    = mean(x[:, c])
+    var_c   = mean((x[:, c] - mu_c)^2)                 biased (divide by M)
+    xhat    = (x - mu_c) / sqrt(var_c + eps)
+    y       = gamma_c * xhat + beta_c
+
+Evaluation mode uses the running estimates instead (an affine map per channel).
+The running estimates are updated by the *layer* (``minseg.nn.BatchNorm2d``),
+from the batch statistics this op returns in its cache, with PyTorch's rule
+
+    running_mean = (1 - momentum) running_mean + momentum mu
+    running_var  = (1 - momentum) running_var  + momentum var * M / (M - 1)      unbiased
+
+Backward in training mode (the compact formula; ``g = dy * gamma``):
+
+    dbeta  = sum(dy)                  dgamma = sum(dy * xhat)          (over N, H, W)
+    dx     = inv_std / M * (M g - sum(g) - xhat * sum(g * xhat))
+
+The two sums are there because every ``x`` value moves the batch mean and
+variance that every other value is normalised by. In evaluation mode the
+statistics are constants and ``dx = dy * gamma * inv_std``.
+
+References
+----------
+Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing
+Internal Covariate Shift", ICML 2015. The compact backward: Kratzert, "Understanding the
+backward pass through Batch Normalization Layer", 2016, and CS231n assignment 2.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+from ..backend import get_array_module
+from ..shapes import check_array, check_float, check_ndim
+
+__all__ = ["batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache"]
+
+
+class BatchNorm2dCache(NamedTuple):
+    """What ``batch_norm2d_backward`` needs, and the batch statistics for the running update.
+
+    Fields
+    ------
+    xhat : (N, C, H, W) normalised input
+    gamma : (C,) scale, or None (then 1)
+    inv_std : (C,) ``1 / sqrt(var + eps)`` (batch or running variance)
+    mean, var : (C,) batch mean and *biased* batch variance (training), or None (evaluation)
+    training : bool
+    has_beta : bool
+    """
+
+    xhat: object
+    gamma: object
+    inv_std: object
+    mean: object
+    var: object
+    training: bool
+    has_beta: bool
+
+
+def _channel_sum(a):
+    """Sum of an (N, C, H, W) array over N, H, W -> (C,). Reduces the contiguous H*W axis first (faster)."""
+    N, C = a.shape[:2]
+    return a.reshape(N, C, -1).sum(axis=2).sum(axis=0)  # (N, C, H*W) -> (N, C) -> (C,)
+
+
+def _check_channel_vec(op, v, name, C, dtype):
+    if v is None:
+        return
+    check_array(v, name, op)
+    if tuple(v.shape) != (C,):
+        raise ValueError(f"{op}: expected {name} of shape ({C},), got shape {tuple(v.shape)}")
+    if v.dtype != dtype:
+        raise TypeError(f"{op}: expected {name} with the dtype of x ({dtype}), got dtype {v.dtype}")
+
+
+def batch_norm2d(x, gamma=None, beta=None, *, running_mean=None, running_var=None, training: bool = True,
+                 eps: float = 1e-5):
+    """Batch normalisation of an NCHW array, per channel.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float
+    gamma, beta : ndarray, shape (C,), optional
+        Learned scale and shift (1 and 0 when omitted).
+    running_mean, running_var : ndarray, shape (C,), optional
+        Used, and required, when ``training=False``; never modified here.
+    training : bool
+        Normalise with the batch statistics (True) or with the running ones (False).
+    eps : float
+        Added to the variance before the square root.
+
+    Returns
+    -------
+    y : ndarray, shape and dtype of x
+        ``gamma * (x - mu) / sqrt(var + eps) + beta``.
+    cache : BatchNorm2dCache
+        ``(xhat, gamma, inv_std, mean, var, training, has_beta)``; ``mean`` and the
+        biased ``var`` are the batch statistics (None in evaluation mode).
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes; training with a single value per channel (``N*H*W == 1``), where the
+        variance is undefined (PyTorch raises too); evaluation without running statistics.
+    """
+    op = "batch_norm2d"
+    check_ndim(x, 4, "x", op, "N, C, H, W")
+    check_float(x, "x", op)
+    get_array_module(x, gamma, beta, running_mean, running_var)
+    N, C, H, W = x.shape
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _check_channel_vec(op, v, name, C, x.dtype)
+    if not isinstance(eps, numbers.Real) or eps <= 0:
+        raise ValueError(f"{op}: expected eps > 0, got {eps!r}")
+    xp = get_array_module(x)
+    M = N * H * W
+    if training:
+        if M <= 1:
+            raise ValueError(f"{op}: expected more than 1 value per channel in training mode, "
+                             f"got input of shape {tuple(x.shape)}")
+        mean = _channel_sum(x) / M  # (C,)
+        xc = x - mean.reshape(1, C, 1, 1)  # (N, C, H, W)
+        var = _channel_sum(xc * xc) / M  # (C,) biased
+        inv_std = 1.0 / xp.sqrt(var + eps)  # (C,)
+        xhat = xc
+        xhat *= inv_std.reshape(1, C, 1, 1)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{op}: expected running_mean and running_var in evaluation mode "
+                             f"(training=False), got None")
+        mean = var = None
+        inv_std = 1.0 / xp.sqrt(running_var + eps)  # (C,)
+        xhat = (x - running_mean.reshape(1, C, 1, 1)) * inv_std.reshape(1, C, 1, 1)
+    if gamma is not None:
+        y = xhat * gamma.reshape(1, C, 1, 1)
+    else:
+        y = xhat.copy()
+    if beta is not None:
+        y += beta.reshape(1, C, 1, 1)
+    return y, BatchNorm2dCache(xhat, gamma, inv_std, mean, var, bool(training), beta is not None)
+
+
+def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
+    """Gradients of ``batch_norm2d``.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C, H, W)
+    cache : BatchNorm2dCache
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+        Training: ``inv_std / M * (M g - sum(g) - xhat sum(g xhat))`` with ``g = dy * gamma``;
+        evaluation: ``g * inv_std``.
+    dgamma : ndarray (C,), or None without gamma
+        ``sum over N, H, W of dy * xhat``.
+    dbeta : ndarray (C,), or None without beta
+        ``sum over N, H, W of dy``.
+    """
+    op = "batch_norm2d_backward"
+    xhat, gamma, inv_std, _, _, training, has_beta = cache
+    check_ndim(dy, 4, "dy", op, "N, C, H, W")
+    if tuple(dy.shape) != tuple(xhat.shape):
+        raise ValueError(f"{op}: expected dy of shape {tuple(xhat.shape)}, got shape {tuple(dy.shape)}")
+    N, C, H, W = dy.shape
+    M = N * H * W
+    sum_dy = _channel_sum(dy)  # (C,)
+    sum_dy_xhat = _channel_sum(dy * xhat)  # (C,)
+    dbeta = sum_dy if has_beta else None
+    dgamma = sum_dy_xhat if gamma is not None else None
+    scale = inv_std if gamma is None else gamma * inv_std  # (C,), d y / d xhat * d xhat / d x
+    if not training:
+        return dy * scale.reshape(1, C, 1, 1), dgamma, dbeta
+    # sum(g) = gamma * sum(dy) and sum(g * xhat) = gamma * sum(dy * xhat): reuse the sums above
+    dx = dy - (sum_dy / M).reshape(1, C, 1, 1)
+    dx -= xhat * (sum_dy_xhat / M).reshape(1, C, 1, 1)
+    dx *= scale.reshape(1, C, 1, 1)
+    return dx, dgamma, dbeta
