@@ -272,6 +272,8 @@ def read_tiff_pages(path, op: str = "read_tiff_pages") -> np.ndarray:
             pages = np.stack(frames)
     except Exception as err:  # tifffile raises its own TiffFileError, struct.error, ...
         raise ValueError(f"{op}: {str(path)!r} is corrupt or not a multi-page TIFF: {err}") from None
+    if pages.size == 0:
+        raise ValueError(f"{op}: {str(path)!r} is corrupt or empty: it holds no image pages")
     if pages.ndim == 2:
         pages = pages[None]
     if pages.ndim != 3:
