@@ -32,8 +32,6 @@ Segmentation", CVPR 2015, Sec. 5 (pixel acc., mean acc., mean IU, f.w. IU).
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .backend import get_array_module, to_numpy
@@ -54,7 +52,8 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    """True for Python and NumPy integers, False for bools."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _check_labels(x, name: str, op: str):

@@ -87,6 +87,9 @@ def _as_segments(segments, name: str, op: str) -> list[Segment]:
     """Normalise a list of Segment / (id, category[, iscrowd]) / COCO dicts; reject duplicate ids."""
     out = []
     for s in segments:
+        if type(s) is Segment and type(s.id) is int and type(s.category_id) is int and type(s.iscrowd) is bool:
+            out.append(s)                                                   # already normal: the common case
+            continue
         if isinstance(s, dict):
             try:
                 s = Segment(s["id"], s["category_id"], bool(s.get("iscrowd", 0)))
@@ -238,25 +241,42 @@ class _ImageMatch(NamedTuple):
 
 
 def _dense_ids(ids, keys: np.ndarray, void_id: int, name: str, op: str):
-    """Map each pixel's segment id to 0 (VOID) or ``1 + position`` in the sorted ``keys``.
+    """Map each pixel's segment id to a dense index: 0 for VOID, ``1 + i`` for ``keys[i]``.
 
-    One ``searchsorted`` per pixel; an id that is neither VOID nor listed raises.
+    ``known = [void_id, *keys]`` and the dense index of an id is its position
+    in ``known``. When the ids in the map span a range no wider than 8 per
+    pixel, a lookup table over that range does it with one gather per pixel;
+    otherwise (ids spread far apart, as COCO's ``rgb2id`` ids can be) a binary
+    search per pixel. An id that is neither VOID nor listed raises.
+
+    Returns
+    -------
+    ndarray of int, shape (M,)  with M = ids.size (int16 or int64)
     """
     xp = get_array_module(ids)
-    flat = ids.reshape(-1).astype(xp.int64)                                 # (M,)
-    is_void = flat == void_id
-    if keys.size == 0:
-        found = xp.zeros(flat.shape, dtype=bool)
-        pos = xp.zeros(flat.shape, dtype=xp.int64)
+    flat = ids.reshape(-1)                                                  # (M,)
+    if flat.dtype.kind == "b" or flat.dtype.itemsize == 8:
+        flat = flat.astype(xp.int64, copy=False)
+    if flat.size == 0:
+        return xp.zeros(0, dtype=xp.int64)
+    known = np.concatenate([[void_id], keys]).astype(np.int64)             # (S+1,)
+    lo, hi = int(flat.min()), int(flat.max())
+    if hi - lo <= 8 * flat.size:
+        # id - lo -> dense index, -1 if unlisted; int16 when it fits: a smaller table is filled faster
+        small = known.size <= np.iinfo(np.int16).max
+        lut = xp.full(hi - lo + 1, -1, dtype=xp.int16 if small else xp.int64)
+        inside = (known >= lo) & (known <= hi)
+        lut[xp.asarray(known[inside] - lo)] = xp.asarray(np.flatnonzero(inside))
+        dense = xp.take(lut, flat - lo if lo else flat)
     else:
-        k = xp.asarray(keys)
-        pos = xp.minimum(xp.searchsorted(k, flat), keys.size - 1)          # (M,)
-        found = k[pos] == flat
-    bad = ~(found | is_void)
-    if bool(bad.any()):
+        order = np.argsort(known)
+        sorted_known = xp.asarray(known[order])
+        pos = xp.minimum(xp.searchsorted(sorted_known, flat), known.size - 1)
+        dense = xp.where(sorted_known[pos] == flat, xp.asarray(order)[pos], -1)
+    if int(dense.min()) < 0:
         raise ValueError(f"{op}: expected every id in {name}_ids to be void_id={void_id} or listed in "
-                         f"{name}_segments, got unlisted ids {_show_values(flat[bad])}")
-    return xp.where(is_void, 0, pos + 1)
+                         f"{name}_segments, got unlisted ids {_show_values(flat[dense < 0])}")
+    return dense
 
 
 def _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats: _Categories, void_id: int,
@@ -279,7 +299,8 @@ def _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats: _Categories
     g = _dense_ids(gt_ids, np.array([s.id for s in gt], dtype=np.int64), void_id, "gt", op)      # (M,)
     p = _dense_ids(pred_ids, np.array([s.id for s in pred], dtype=np.int64), void_id, "pred", op)  # (M,)
     xp = get_array_module(g)
-    inter = to_numpy(xp.bincount(g * (P + 1) + p, minlength=(G + 1) * (P + 1))).reshape(G + 1, P + 1)
+    pair = g.astype(xp.int64, copy=False) * (P + 1) + p                              # (M,) one bin per (gt, pred)
+    inter = to_numpy(xp.bincount(pair, minlength=(G + 1) * (P + 1))).reshape(G + 1, P + 1)
 
     gt_area, pred_area = inter.sum(axis=1)[1:], inter.sum(axis=0)[1:]     # (G,), (P,)
     for name, segs, area in (("gt", gt, gt_area), ("pred", pred, pred_area)):
