@@ -160,18 +160,23 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
                              f"got {ignore_index}; an ignored label cannot also be a class")
     xp = get_array_module(pred, target)
     K = int(num_classes)
+    t = target.reshape(-1).astype(xp.int64)                                 # (M,) a copy: modified below
     p = pred.reshape(-1).astype(xp.int64)                                   # (M,)
-    t = target.reshape(-1).astype(xp.int64)                                 # (M,)
-    keep = t != ignore_index if ignore_index is not None else xp.ones(t.shape, dtype=bool)
+    keep = t != ignore_index if ignore_index is not None else None          # (M,) bool
     for name, v in (("target", t), ("pred", p)):
-        bad = keep & ((v < 0) | (v >= K))
+        bad = (v < 0) | (v >= K)
+        if keep is not None:
+            bad &= keep
         if bool(bad.any()):
-            where = " at pixels whose target is not ignore_index" if ignore_index is not None else ""
+            where = " at pixels whose target is not ignore_index" if keep is not None else ""
             raise ValueError(f"{op}: expected {name} labels in [0, {K}){where}, got "
                              f"{int(bad.sum())} pixels with values {_show_values(v[bad])}")
-    # Ignored pixels go to an extra bin K*K that is cut off afterwards.
-    flat = xp.where(keep, t * K + p, K * K)                                 # (M,)
-    return xp.bincount(flat, minlength=K * K + 1)[: K * K].reshape(K, K)    # (K, K)
+    # The bin of each pixel, t * K + p, in place; ignored pixels go to an extra bin K * K, cut off below.
+    t *= K
+    t += p
+    if keep is not None:
+        t[~keep] = K * K
+    return xp.bincount(t, minlength=K * K + 1)[: K * K].reshape(K, K)      # (K, K)
 
 
 def _check_cm(cm, op: str):

@@ -212,7 +212,7 @@ def decode_panoptic(panoptic, label_divisor: int = 1000, void_id: int = -1, thin
         raise ValueError(f"{op}: expected label_divisor to be an int >= 1, got {label_divisor!r}")
     xp = get_array_module(panoptic)
     ids = panoptic.astype(xp.int64)
-    values = np.unique(to_numpy(xp.unique(ids)))
+    values = to_numpy(xp.unique(ids))                                      # sorted
     values = values[values != void_id]
     if values.size and values[0] < 0:
         raise ValueError(f"{op}: expected ids >= 0 or void_id={void_id}, got {_show_values(values[values < 0])}")
@@ -225,54 +225,72 @@ def decode_panoptic(panoptic, label_divisor: int = 1000, void_id: int = -1, thin
 # =========================================================================== panoptic: one image
 
 class _ImageMatch(NamedTuple):
-    """Everything PQ needs from one image; segments are sorted by id, index 0 of ``inter`` is VOID."""
+    """Everything PQ needs from one image.
 
-    gt: list                 # (G,) Segment, sorted by id
-    pred: list               # (P,) Segment, sorted by id
-    gt_cat: np.ndarray       # (G,) category position
-    pred_cat: np.ndarray     # (P,) category position
-    gt_crowd: np.ndarray     # (G,) bool
-    inter: np.ndarray        # (G+1, P+1) pixel counts; row 0 = gt VOID, column 0 = pred VOID
-    union: np.ndarray        # (G, P)  |g| + |p| - |g & p| - |p & VOID|
-    match: np.ndarray        # (G, P) bool, the TP pairs
-    crowd_of_pred: np.ndarray  # (P,) row (0-based) of the crowd region of p's category, -1 if none
-    absorbed: np.ndarray     # (P,) pixels of p on VOID + that crowd region
-    fp_ignored: np.ndarray   # (P,) bool: unmatched but absorbed by VOID + crowd (> 50 %)
+    Segments are sorted by id and indexed 0..G-1 (gt), 0..P-1 (pred). The
+    pair table has one row per (gt, pred) pair of segments sharing at least
+    one pixel, sorted by (gt id, pred id): the reference's ``gt_pred_map``
+    without its VOID rows.
+    """
+
+    gt: list                   # (G,) Segment, sorted by id
+    pred: list                 # (P,) Segment, sorted by id
+    gt_cat: np.ndarray         # (G,) category position
+    pred_cat: np.ndarray       # (P,) category position
+    gt_crowd: np.ndarray       # (G,) bool
+    gt_area: np.ndarray        # (G,) pixels
+    pred_area: np.ndarray      # (P,) pixels
+    pred_void: np.ndarray      # (P,) pixels of p on gt VOID
+    pair_gt: np.ndarray        # (Q,) gt index
+    pair_pred: np.ndarray      # (Q,) pred index
+    pair_inter: np.ndarray     # (Q,) |g & p|
+    pair_union: np.ndarray     # (Q,) |g| + |p| - |g & p| - |p & VOID|
+    pair_match: np.ndarray     # (Q,) bool: same category, non-crowd gt, IoU > 0.5 -- the TPs
+    crowd_of_pred: np.ndarray  # (P,) gt index of the crowd region of p's category, -1 if none
+    absorbed: np.ndarray       # (P,) pixels of p on VOID + that crowd region
+    fp_ignored: np.ndarray     # (P,) bool: unmatched but more than half absorbed
 
 
-def _dense_ids(ids, keys: np.ndarray, void_id: int, name: str, op: str):
-    """Map each pixel's segment id to a dense index: 0 for VOID, ``1 + i`` for ``keys[i]``.
+# A lookup table remaps ids when their range is at most this many ids per pixel (else binary search).
+_LUT_IDS_PER_PIXEL = 8
+# Pairs are counted with one bincount over all (G+1)(P+1) bins when there are at most this many bins
+# per pixel (the usual case: tens of segments); else with a sort (np.unique) over the pixels.
+_BINS_PER_PIXEL = 4
+
+
+def _dense_ids(ids, keys: np.ndarray, void_id: int, scale: int, dtype, name: str, op: str):
+    """Map each pixel's segment id to ``scale x`` its dense index: 0 for VOID, ``1 + i`` for ``keys[i]``.
 
     ``known = [void_id, *keys]`` and the dense index of an id is its position
-    in ``known``. When the ids in the map span a range no wider than 8 per
-    pixel, a lookup table over that range does it with one gather per pixel;
-    otherwise (ids spread far apart, as COCO's ``rgb2id`` ids can be) a binary
-    search per pixel. An id that is neither VOID nor listed raises.
+    in ``known``. When the ids in the map span a narrow range (at most
+    ``_LUT_IDS_PER_PIXEL`` ids per pixel), a lookup table over that range
+    does it with one gather per pixel; otherwise (ids spread far apart, as
+    COCO's ``rgb2id`` ids can be) a binary search per pixel. ``dtype`` is the
+    smallest integer type that holds the result: the table is filled faster.
+    An id that is neither VOID nor listed raises.
 
     Returns
     -------
-    ndarray of int, shape (M,)  with M = ids.size (int16 or int64)
+    ndarray of ``dtype``, shape (M,)  with M = ids.size
     """
     xp = get_array_module(ids)
     flat = ids.reshape(-1)                                                  # (M,)
     if flat.dtype.kind == "b" or flat.dtype.itemsize == 8:
         flat = flat.astype(xp.int64, copy=False)
     if flat.size == 0:
-        return xp.zeros(0, dtype=xp.int64)
+        return xp.zeros(0, dtype=dtype)
     known = np.concatenate([[void_id], keys]).astype(np.int64)             # (S+1,)
     lo, hi = int(flat.min()), int(flat.max())
-    if hi - lo <= 8 * flat.size:
-        # id - lo -> dense index, -1 if unlisted; int16 when it fits: a smaller table is filled faster
-        small = known.size <= np.iinfo(np.int16).max
-        lut = xp.full(hi - lo + 1, -1, dtype=xp.int16 if small else xp.int64)
+    if hi - lo <= _LUT_IDS_PER_PIXEL * flat.size:
+        lut = xp.full(hi - lo + 1, -1, dtype=dtype)                         # id - lo -> scale x index, -1 unlisted
         inside = (known >= lo) & (known <= hi)
-        lut[xp.asarray(known[inside] - lo)] = xp.asarray(np.flatnonzero(inside))
-        dense = xp.take(lut, flat - lo if lo else flat)
+        lut[xp.asarray(known[inside] - lo)] = xp.asarray((np.flatnonzero(inside) * scale).astype(dtype))
+        dense = xp.take(lut, flat if lo == 0 else flat.astype(xp.int64) - lo)
     else:
         order = np.argsort(known)
         sorted_known = xp.asarray(known[order])
         pos = xp.minimum(xp.searchsorted(sorted_known, flat), known.size - 1)
-        dense = xp.where(sorted_known[pos] == flat, xp.asarray(order)[pos], -1)
+        dense = xp.where(sorted_known[pos] == flat, xp.asarray(order * scale)[pos], -1).astype(dtype)
     if int(dense.min()) < 0:
         raise ValueError(f"{op}: expected every id in {name}_ids to be void_id={void_id} or listed in "
                          f"{name}_segments, got unlisted ids {_show_values(flat[dense < 0])}")
@@ -281,11 +299,11 @@ def _dense_ids(ids, keys: np.ndarray, void_id: int, name: str, op: str):
 
 def _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats: _Categories, void_id: int,
                  op: str) -> _ImageMatch:
-    """Pair the segments of one image: one bincount of (gt, pred) index pairs, then small host arrays."""
+    """Pair the segments of one image: count (gt, pred) pixel pairs at once, then apply the rules."""
     _check_labels(pred_ids, "pred_ids", op)
     _check_labels(gt_ids, "gt_ids", op)
     _check_same_shape(pred_ids, gt_ids, "pred_ids and gt_ids", op)
-    get_array_module(pred_ids, gt_ids)                                      # same device
+    xp = get_array_module(pred_ids, gt_ids)
     gt_listed = _as_segments(gt_segments, "gt_segments", op)
     gt = sorted(gt_listed, key=lambda s: s.id)
     pred = sorted(_as_segments(pred_segments, "pred_segments", op), key=lambda s: s.id)
@@ -296,38 +314,60 @@ def _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats: _Categories
         if unknown:
             raise ValueError(f"{op}: expected {name} category ids among {cats.ids}, got unknown {unknown}")
     G, P = len(gt), len(pred)
-    g = _dense_ids(gt_ids, np.array([s.id for s in gt], dtype=np.int64), void_id, "gt", op)      # (M,)
-    p = _dense_ids(pred_ids, np.array([s.id for s in pred], dtype=np.int64), void_id, "pred", op)  # (M,)
-    xp = get_array_module(g)
-    pair = g.astype(xp.int64, copy=False) * (P + 1) + p                              # (M,) one bin per (gt, pred)
-    inter = to_numpy(xp.bincount(pair, minlength=(G + 1) * (P + 1))).reshape(G + 1, P + 1)
 
-    gt_area, pred_area = inter.sum(axis=1)[1:], inter.sum(axis=0)[1:]     # (G,), (P,)
+    # One key per pixel for its (gt, pred) pair of dense indices (0 = VOID): key = (P + 1) g + p.
+    bins = (G + 1) * (P + 1)
+    dtype = np.int16 if bins < 2**15 else np.int32 if bins < 2**31 else np.int64
+    gt_keys = np.array([s.id for s in gt], dtype=np.int64)
+    pred_keys = np.array([s.id for s in pred], dtype=np.int64)
+    key = (_dense_ids(gt_ids, gt_keys, void_id, P + 1, dtype, "gt", op)             # (M,) (P + 1) g
+           + _dense_ids(pred_ids, pred_keys, void_id, 1, dtype, "pred", op))        # (M,) + p
+    if bins <= _BINS_PER_PIXEL * max(key.size, 1024):
+        counts = xp.bincount(key, minlength=bins)                           # (bins,)
+        keys = xp.flatnonzero(counts)
+        counts = counts[keys]
+    else:
+        keys, counts = xp.unique(key, return_counts=True)
+    keys, counts = to_numpy(keys).astype(np.int64), to_numpy(counts).astype(np.int64)   # (Q0,) sorted
+    gi, pj = keys // (P + 1), keys % (P + 1)                                # dense, 0 = VOID
+
+    gt_area = np.bincount(gi, weights=counts, minlength=G + 1)[1:].astype(np.int64)    # (G,)
+    pred_area = np.bincount(pj, weights=counts, minlength=P + 1)[1:].astype(np.int64)  # (P,)
     for name, segs, area in (("gt", gt, gt_area), ("pred", pred, pred_area)):
         if (area == 0).any():
             raise ValueError(f"{op}: expected every segment in {name}_segments to have pixels in "
                              f"{name}_ids, got no pixels for ids {[s.id for s, a in zip(segs, area) if a == 0]}")
+    on_void = (gi == 0) & (pj > 0)
+    pred_void = np.zeros(P, dtype=np.int64)
+    pred_void[pj[on_void] - 1] = counts[on_void]                            # one VOID row per pred
+    real = (gi > 0) & (pj > 0)
+    pair_gt, pair_pred, pair_inter = gi[real] - 1, pj[real] - 1, counts[real]  # (Q,)
+
     gt_cat = np.array([cats.index[s.category_id] for s in gt], dtype=np.int64)
     pred_cat = np.array([cats.index[s.category_id] for s in pred], dtype=np.int64)
     gt_crowd = np.array([s.iscrowd for s in gt], dtype=bool)
 
     # IoU with VOID removed from the prediction: union = |g| + |p| - |g & p| - |p & VOID|.
-    I = inter[1:, 1:]                                                       # (G, P)
-    union = gt_area[:, None] + pred_area[None, :] - I - inter[0, 1:][None, :]
+    pair_union = gt_area[pair_gt] + pred_area[pair_pred] - pair_inter - pred_void[pair_pred]
     # IoU > 0.5 tested exactly in integers: I / U > 1/2  <=>  2 I > U.
-    match = (gt_cat[:, None] == pred_cat[None, :]) & ~gt_crowd[:, None] & (2 * I > union)
+    pair_match = ((gt_cat[pair_gt] == pred_cat[pair_pred]) & ~gt_crowd[pair_gt]
+                  & (2 * pair_inter > pair_union))
+    pred_matched = np.zeros(P, dtype=bool)
+    pred_matched[pair_pred[pair_match]] = True
 
     # The crowd region of a category is its last-listed crowd segment (as the reference's dict does).
-    row_of = {s.id: i for i, s in enumerate(gt)}
-    crowd_row = np.full(len(cats.ids), -1, dtype=np.int64)
+    index_of = {s.id: i for i, s in enumerate(gt)}
+    crowd_of_cat = np.full(len(cats.ids), -1, dtype=np.int64)
     for s in gt_listed:                                                     # listed order
         if s.iscrowd:
-            crowd_row[cats.index[s.category_id]] = row_of[s.id]
-    crowd_of_pred = crowd_row[pred_cat]                                     # (P,)
-    on_crowd = np.where(crowd_of_pred >= 0, inter[crowd_of_pred + 1, np.arange(1, P + 1)], 0)  # row 0 if none
-    absorbed = inter[0, 1:] + on_crowd                                      # (P,)
-    fp_ignored = ~match.any(axis=0) & (2 * absorbed > pred_area)           # > 50 %, exact in integers
-    return _ImageMatch(gt, pred, gt_cat, pred_cat, gt_crowd, inter, union, match,
+            crowd_of_cat[cats.index[s.category_id]] = index_of[s.id]
+    crowd_of_pred = crowd_of_cat[pred_cat]                                  # (P,)
+    on_crowd = pair_gt == crowd_of_pred[pair_pred]                          # (Q,) at most one row per pred
+    absorbed = pred_void.copy()
+    absorbed[pair_pred[on_crowd]] += pair_inter[on_crowd]
+    fp_ignored = ~pred_matched & (2 * absorbed > pred_area)                 # > 50 %, exact in integers
+    return _ImageMatch(gt, pred, gt_cat, pred_cat, gt_crowd, gt_area, pred_area, pred_void,
+                       pair_gt, pair_pred, pair_inter, pair_union, pair_match,
                        crowd_of_pred, absorbed, fp_ignored)
 
 
@@ -400,29 +440,35 @@ class PanopticQuality:
         pred_segments, gt_segments : list of Segment, (id, category_id[, iscrowd]) or COCO dicts
             Every listed segment must have pixels.
         """
-        m = _match_image(pred_ids, pred_segments, gt_ids, gt_segments, self.categories, self.void_id,
-                         "PanopticQuality.update")
-        C = len(self.categories.ids)
-        rows, cols = np.nonzero(m.match)                                    # sorted by (gt id, pred id)
-        for r, c in zip(rows, cols):                                        # <= one per segment
-            self.iou_sum[m.gt_cat[r]] += m.inter[r + 1, c + 1] / m.union[r, c]
-        self.tp += np.bincount(m.gt_cat[rows], minlength=C)
-        self.fn += np.bincount(m.gt_cat[~m.match.any(axis=1) & ~m.gt_crowd], minlength=C)
-        self.fp += np.bincount(m.pred_cat[~m.match.any(axis=0) & ~m.fp_ignored], minlength=C)
+        self._add(_match_image(pred_ids, pred_segments, gt_ids, gt_segments, self.categories, self.void_id,
+                               "PanopticQuality.update"))
 
     def update_encoded(self, pred_panoptic, gt_panoptic, label_divisor: int = 1000, void_id: int = -1) -> None:
         """Add one image given as ``category * label_divisor + instance`` maps (see :func:`encode_panoptic`).
 
-        A ground-truth thing segment with instance 0 is a crowd region.
+        ``void_id`` is the VOID value of these maps (-1 from :func:`encode_panoptic`),
+        independent of ``self.void_id``. A ground-truth segment of a thing
+        category with instance 0 is a crowd region.
         """
         things = [c for c, t in zip(self.categories.ids, self.categories.isthing) if t]
         pred_ids, pred_segments = decode_panoptic(pred_panoptic, label_divisor, void_id)
         gt_ids, gt_segments = decode_panoptic(gt_panoptic, label_divisor, void_id, thing_ids=things)
-        saved, self.void_id = self.void_id, void_id
-        try:
-            self.update(pred_ids, pred_segments, gt_ids, gt_segments)
-        finally:
-            self.void_id = saved
+        self._add(_match_image(pred_ids, pred_segments, gt_ids, gt_segments, self.categories, void_id,
+                               "PanopticQuality.update_encoded"))
+
+    def _add(self, m: _ImageMatch) -> None:
+        """Accumulate one image's IoU sums and TP / FP / FN counts per category."""
+        C = len(self.categories.ids)
+        tp = np.flatnonzero(m.pair_match)                                   # sorted by (gt id, pred id)
+        for q in tp:                                                        # at most one per segment
+            self.iou_sum[m.gt_cat[m.pair_gt[q]]] += m.pair_inter[q] / m.pair_union[q]
+        gt_matched = np.zeros(len(m.gt), dtype=bool)
+        gt_matched[m.pair_gt[tp]] = True
+        pred_matched = np.zeros(len(m.pred), dtype=bool)
+        pred_matched[m.pair_pred[tp]] = True
+        self.tp += np.bincount(m.gt_cat[m.pair_gt[tp]], minlength=C)
+        self.fn += np.bincount(m.gt_cat[~gt_matched & ~m.gt_crowd], minlength=C)
+        self.fp += np.bincount(m.pred_cat[~pred_matched & ~m.fp_ignored], minlength=C)
 
     def compute(self) -> dict:
         """PQ / SQ / RQ per category and averaged over All, Things and Stuff.
@@ -532,18 +578,16 @@ class PanopticExplanation(list):
         return self.table()
 
 
-def _best_overlap(m: _ImageMatch, gi: int | None, pj: int | None):
-    """Largest-IoU partner of gt row ``gi`` (or pred column ``pj``) among overlapping segments, or None."""
-    I = m.inter[1:, 1:]
-    if gi is not None:
-        line, union = I[gi], m.union[gi]
-    else:
-        line, union = I[:, pj], m.union[:, pj]
-    if not (line > 0).any():
-        return None
-    iou = np.where(line > 0, line / np.maximum(union, 1), -1.0)
+def _best_overlap(m: _ImageMatch, rows: np.ndarray, segs: list, side_of: np.ndarray, same_cat) -> str:
+    """Describe the largest-IoU overlap among the pair-table ``rows`` of one segment."""
+    if rows.size == 0:
+        return "overlaps no segment"
+    iou = m.pair_inter[rows] / m.pair_union[rows]
     k = int(np.argmax(iou))
-    return k, float(iou[k])
+    other = int(side_of[rows[k]])
+    kind = "same category" if same_cat(other) else f"category {segs[other].category_id}"
+    kind += ", crowd" if segs[other].iscrowd else ""
+    return f"best overlap is {segs[other].id} ({kind}) with IoU {iou[k]:.3f}"
 
 
 def explain_panoptic(pred_ids, pred_segments, gt_ids, gt_segments, categories, void_id: int = 0):
@@ -571,49 +615,40 @@ def explain_panoptic(pred_ids, pred_segments, gt_ids, gt_segments, categories, v
     cats = _as_categories(categories, "explain_panoptic")
     m = _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats, void_id, "explain_panoptic")
     rows = PanopticExplanation()
-    gt_area, pred_area = m.inter.sum(axis=1)[1:], m.inter.sum(axis=0)[1:]
-    I = m.inter[1:, 1:]
-
-    def other_side(best, segs, same_cat):
-        if best is None:
-            return "overlaps no segment"
-        k, iou = best
-        s = segs[k]
-        kind = "same category" if same_cat(k) else f"category {s.category_id}"
-        return f"best overlap is {s.id} ({kind}) with IoU {iou:.3f}"
-
     for i, s in enumerate(m.gt):
-        area = int(gt_area[i])
-        j = np.flatnonzero(m.match[i])
-        if j.size:
-            j = int(j[0])
-            iou = I[i, j] / m.union[i, j]
-            rows.append(ExplainRow("gt", s.id, s.category_id, "TP", float(iou), m.pred[j].id, area,
+        mine = np.flatnonzero(m.pair_gt == i)                               # its rows in the pair table
+        tp = mine[m.pair_match[mine]]
+        area = int(m.gt_area[i])
+        if tp.size:
+            q = int(tp[0])
+            iou = m.pair_inter[q] / m.pair_union[q]
+            rows.append(ExplainRow("gt", s.id, s.category_id, "TP", float(iou), m.pred[m.pair_pred[q]].id, area,
                                    f"matched: same category and IoU {iou:.3f} > 0.5"))
         elif m.gt_crowd[i]:
             rows.append(ExplainRow("gt", s.id, s.category_id, "crowd", float("nan"), None, area,
                                    "crowd region: never a false negative"))
         else:
-            best = other_side(_best_overlap(m, i, None), m.pred, lambda k: m.pred_cat[k] == m.gt_cat[i])
+            best = _best_overlap(m, mine, m.pred, m.pair_pred, lambda k: m.pred_cat[k] == m.gt_cat[i])
             rows.append(ExplainRow("gt", s.id, s.category_id, "FN", float("nan"), None, area,
                                    f"no prediction of its category with IoU > 0.5; {best}"))
     for j, s in enumerate(m.pred):
-        area = int(pred_area[j])
-        i = np.flatnonzero(m.match[:, j])
-        if i.size:
-            i = int(i[0])
-            iou = I[i, j] / m.union[i, j]
-            rows.append(ExplainRow("pred", s.id, s.category_id, "TP", float(iou), m.gt[i].id, area,
+        mine = np.flatnonzero(m.pair_pred == j)
+        tp = mine[m.pair_match[mine]]
+        area = int(m.pred_area[j])
+        if tp.size:
+            q = int(tp[0])
+            iou = m.pair_inter[q] / m.pair_union[q]
+            rows.append(ExplainRow("pred", s.id, s.category_id, "TP", float(iou), m.gt[m.pair_gt[q]].id, area,
                                    f"matched: same category and IoU {iou:.3f} > 0.5"))
             continue
-        void, absorbed = int(m.inter[0, j + 1]), int(m.absorbed[j])
+        void, absorbed = int(m.pred_void[j]), int(m.absorbed[j])
         crowd = f" + {absorbed - void} px on crowd {m.gt[m.crowd_of_pred[j]].id}" if m.crowd_of_pred[j] >= 0 else ""
         share = f"{void} px on VOID{crowd} = {absorbed}/{area} = {absorbed / area:.0%}"
         if m.fp_ignored[j]:
             rows.append(ExplainRow("pred", s.id, s.category_id, "ignored", float("nan"), None, area,
                                    f"unmatched, but {share} > 50%: not a false positive"))
         else:
-            best = other_side(_best_overlap(m, None, j), m.gt, lambda k: m.gt_cat[k] == m.pred_cat[j])
+            best = _best_overlap(m, mine, m.gt, m.pair_gt, lambda k: m.gt_cat[k] == m.pred_cat[j])
             rows.append(ExplainRow("pred", s.id, s.category_id, "FP", float("nan"), None, area,
                                    f"unmatched ({best}); {share} <= 50%"))
     return rows

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from minseg import backend
+from minseg import backend, panoptic
 from minseg.metrics import (
     SegmentationMetrics,
     class_accuracy,
@@ -510,8 +510,24 @@ def test_coco_style_inputs_dicts_and_category_list():
 
 # =========================================================================== panoptic: against the loop
 
-@pytest.mark.parametrize("seed", range(6))
-def test_pq_matches_per_segment_loop_on_random_maps(seed):
+@pytest.fixture(params=["table+bincount", "search+unique"])
+def pair_path(request, monkeypatch):
+    """Run a test through both ways of remapping ids and counting pairs.
+
+    ``table+bincount``: lookup table over the id range and one bincount over
+    all (gt, pred) bins; ``search+unique``: binary search and a sort.
+    """
+    if request.param == "table+bincount":
+        monkeypatch.setattr(panoptic, "_LUT_IDS_PER_PIXEL", 10**9)
+        monkeypatch.setattr(panoptic, "_BINS_PER_PIXEL", 10**9)
+    else:
+        monkeypatch.setattr(panoptic, "_LUT_IDS_PER_PIXEL", 0)
+        monkeypatch.setattr(panoptic, "_BINS_PER_PIXEL", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pq_matches_per_segment_loop_on_random_maps(seed, pair_path):
     rng = np.random.default_rng(seed)
     cats = {1: True, 2: True, 3: True, 4: False, 5: False}
     images = [random_panoptic_pair(rng, 40, 48, int(rng.integers(3, 20)), cats) for _ in range(4)]
@@ -523,6 +539,28 @@ def test_pq_matches_per_segment_loop_on_random_maps(seed):
             assert same(ours["per_class"][c][k], ref["per_class"][c][k]), (c, k)
     counts = sum(ours["per_class"][c][k] for c in cats for k in ("tp", "fp", "fn"))
     assert counts > 0
+
+
+def test_pq_matches_loop_with_hundreds_of_tiny_segments():
+    """Noisy maps: connected components of random labels give hundreds of segments per image."""
+    rng = np.random.default_rng(7)
+    cats = {0: False, 1: True, 2: True}
+    images = []
+    for _ in range(2):
+        gt_sem = rng.integers(0, 3, size=(24, 24))
+        gt_sem[rng.random(gt_sem.shape) < 0.1] = 255
+        pred_sem = np.where(rng.random(gt_sem.shape) < 0.3, rng.integers(0, 3, size=gt_sem.shape), gt_sem)
+        pred_sem[pred_sem == 255] = 0
+        gt_pan = encode_panoptic(gt_sem, instances_from_semantic(gt_sem, [1, 2]), [1, 2])
+        pred_pan = encode_panoptic(pred_sem, instances_from_semantic(pred_sem, [1, 2]), [1, 2])
+        gt_ids, gt_segs = decode_panoptic(gt_pan, thing_ids=[1, 2])
+        pred_ids, pred_segs = decode_panoptic(pred_pan)
+        images.append((pred_ids, pred_segs, gt_ids, gt_segs))
+    assert min(len(img[1]) for img in images) > 100
+    ours, ref = panoptic_quality(images, cats, void_id=-1), pq_loop(images, cats, void_id=-1)
+    assert all(same(ours["All"][k], ref["All"][k]) for k in ("pq", "sq", "rq", "n"))
+    for c in cats:
+        assert all(same(ours["per_class"][c][k], ref["per_class"][c][k]) for k in ("pq", "tp", "fp", "fn"))
 
 
 def test_random_maps_exercise_every_rule():
@@ -567,6 +605,41 @@ def test_explain_small_image_reasons_and_table():
     text = str(rows)
     assert text.splitlines()[0].split()[:4] == ["side", "id", "cat", "role"] and "ignored" in text
     assert "(no segments)" in str(explain_panoptic(np.zeros((2, 2), int), [], np.zeros((2, 2), int), [], CATS))
+
+
+def test_explain_crowd_rows():
+    gt = np.array([[1, 1, 1, 1, 2, 2]])
+    pred = np.array([[5, 5, 5, 0, 6, 6]])
+    rows = explain_panoptic(pred, [Segment(5, THING), Segment(6, STUFF)],
+                            gt, [Segment(1, THING, iscrowd=True), Segment(2, STUFF)], CATS)
+    by = {(r.side, r.id): r for r in rows}
+    assert by["gt", 1].role == "crowd" and "never a false negative" in by["gt", 1].reason
+    assert by["pred", 5].role == "ignored" and "0 px on VOID + 3 px on crowd 1 = 3/3 = 100%" in by["pred", 5].reason
+    assert by["gt", 2].role == by["pred", 6].role == "TP" and by["gt", 2].partner == 6
+
+
+# =========================================================================== id maps of any dtype and range
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint16, np.uint32, np.int64, np.uint64])
+def test_id_maps_of_any_integer_dtype(dtype, pair_path):
+    gt = np.array([[0, 3, 3, 3], [7, 7, 7, 0]], dtype=dtype)
+    pred = np.array([[3, 3, 3, 3], [9, 9, 0, 0]], dtype=dtype)
+    r = panoptic_quality([(pred, [Segment(3, THING), Segment(9, STUFF)], gt, [Segment(3, THING), Segment(7, STUFF)])],
+                         CATS)
+    assert (r["per_class"][THING]["tp"], r["per_class"][THING]["iou_sum"]) == (1, 1.0)
+    assert (r["per_class"][STUFF]["tp"], r["per_class"][STUFF]["iou_sum"]) == (1, 2 / 3)
+
+
+def test_ids_near_the_dtype_limit_and_coco_rgb2id_ids(pair_path):
+    big = np.iinfo(np.int16).max
+    gt = np.array([[-1, big, big]], dtype=np.int16)          # void -1: the table starts below 0
+    r = panoptic_quality([(gt, [Segment(big, THING)], gt, [Segment(big, THING)])], CATS, void_id=-1)
+    assert r["per_class"][THING]["tp"] == 1
+    rgb = np.random.default_rng(0).integers(0, 256, size=(6, 8, 3)).astype(np.uint32)
+    ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]   # COCO's rgb2id: ids up to 2**24
+    segs = [Segment(int(i), THING) for i in np.unique(ids) if i != 0]
+    r = panoptic_quality([(ids, segs, ids, segs)], CATS)
+    assert r["per_class"][THING]["tp"] == len(segs) and r["All"]["pq"] == 1.0
 
 
 # =========================================================================== encoded ids
