@@ -1,4 +1,52 @@
 """The math: pure forward / backward function pairs, no state."""
 from .conv import Conv2dCache, col2im, conv2d, conv2d_backward, im2col
+from .conv_matrix import CooMatrix, convolution_matrix, convolution_matrix_coo
+from .conv_transpose import ConvTranspose2dCache, conv_transpose2d, conv_transpose2d_backward
+from .interpolate import (
+    BilinearCache,
+    NearestCache,
+    bilinear_interpolate,
+    bilinear_interpolate_backward,
+    bilinear_kernel,
+    interpolation_matrix,
+    nearest_indices,
+    upsample_nearest,
+    upsample_nearest_backward,
+)
+from .pooling import (
+    BedOfNailsCache,
+    BroadcastToSizeCache,
+    GlobalAvgPool2dCache,
+    L2NormalizeCache,
+    MaxPool2dCache,
+    MaxUnpool2dCache,
+    bed_of_nails_unpool,
+    bed_of_nails_unpool_backward,
+    broadcast_to_size,
+    broadcast_to_size_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    l2_normalize,
+    l2_normalize_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_unpool2d,
+    max_unpool2d_backward,
+)
 
 __all__ = ["conv2d", "conv2d_backward", "Conv2dCache", "im2col", "col2im"]
+
+# upsampling: transposed convolution and its matrix, pooling / unpooling, interpolation
+__all__ += [
+    "conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache",
+    "convolution_matrix", "convolution_matrix_coo", "CooMatrix",
+    "max_pool2d", "max_pool2d_backward", "MaxPool2dCache",
+    "max_unpool2d", "max_unpool2d_backward", "MaxUnpool2dCache",
+    "bed_of_nails_unpool", "bed_of_nails_unpool_backward", "BedOfNailsCache",
+    "global_avg_pool2d", "global_avg_pool2d_backward", "GlobalAvgPool2dCache",
+    "broadcast_to_size", "broadcast_to_size_backward", "BroadcastToSizeCache",
+    "l2_normalize", "l2_normalize_backward", "L2NormalizeCache",
+    "bilinear_interpolate", "bilinear_interpolate_backward", "BilinearCache",
+    "upsample_nearest", "upsample_nearest_backward", "NearestCache",
+    "interpolation_matrix", "nearest_indices", "bilinear_kernel",
+]

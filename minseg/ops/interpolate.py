@@ -1,0 +1,393 @@
+"""Resizing feature maps: bilinear interpolation, nearest-neighbour upsampling, FCN's bilinear kernel.
+
+Bilinear interpolation of a pixel ``P`` between its four neighbours
+
+    A ---- B        P = q (b A + a B) + p (b D + a C)
+    |   P  |        a = horizontal fraction, b = 1 - a
+    D ---- C        p = vertical fraction,   q = 1 - p
+
+is *separable*: it interpolates along W, then along H. Along one axis it is a
+matrix with two non-zeros per row, so the whole operation is two small matrix
+products per channel,
+
+    Y = A_h X A_w^T            A_h: (H_out, H),  A_w: (W_out, W)
+
+and its backward pass the transposed products ``dX = A_h^T dY A_w``. Row
+``o`` of ``A`` holds ``1 - lambda`` at ``i0`` and ``lambda`` at ``i1`` for
+PyTorch's source coordinate (``torch.nn.functional.interpolate``, ``mode="bilinear"``):
+
+    align_corners=False:  src = (o + 0.5) * scale - 0.5, clamped below at 0,
+                          scale = in/out, or 1/scale_factor when a scale_factor is given
+    align_corners=True:   src = o * (in - 1)/(out - 1)    (0 when out == 1)
+    i0 = min(floor(src), in - 1),  i1 = min(i0 + 1, in - 1),  lambda = src - i0
+
+An axis whose size does not change is copied (PyTorch's CPU kernel does the
+same, even when a scale_factor other than 1 rounds back to the input size).
+
+Nearest-neighbour upsampling (``mode="nearest"``) copies
+``x[floor(o * scale)]``, computed in float32 as PyTorch does; its backward
+adds every output's gradient back onto the pixel it copied.
+
+``bilinear_kernel`` is FCN's initialisation of an upsampling transposed
+convolution; see its docstring for where that convolution agrees with
+``bilinear_interpolate`` and where it does not.
+
+References
+----------
+J. Long, E. Shelhamer, T. Darrell, "Fully Convolutional Networks for Semantic
+Segmentation", CVPR 2015, section 3.3 (upsampling is backwards strided
+convolution, initialised to bilinear interpolation).
+PyTorch ``aten/src/ATen/native/UpSample.h``: ``area_pixel_compute_source_index``,
+``nearest_neighbor_compute_source_index``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..shapes import check_float, check_ndim, check_positive, pair
+
+__all__ = [
+    "interpolation_matrix", "nearest_indices",
+    "bilinear_interpolate", "bilinear_interpolate_backward", "BilinearCache",
+    "upsample_nearest", "upsample_nearest_backward", "NearestCache",
+    "bilinear_kernel",
+]
+
+
+# --------------------------------------------------------------------------- one axis
+
+def interpolation_matrix(in_size: int, out_size: int, align_corners: bool = False, scale=None):
+    """The ``(out_size, in_size)`` matrix of 1-D linear interpolation, PyTorch's coordinates.
+
+    Parameters
+    ----------
+    in_size, out_size : int, >= 1
+    align_corners : bool
+    scale : float, optional
+        The user's ``scale_factor`` for this axis. With ``align_corners=False``
+        the source step is ``1 / scale`` instead of ``in_size / out_size``
+        (they differ when ``in_size * scale`` is not an integer).
+
+    Returns
+    -------
+    A : numpy.ndarray of float64, shape (out_size, in_size)
+        ``y = A @ x`` interpolates a length-``in_size`` signal; every row has
+        ``1 - lambda`` at ``i0`` and ``lambda`` at ``i1`` (summed when
+        ``i0 == i1``), so every row sums to 1.
+
+    Examples
+    --------
+    >>> interpolation_matrix(2, 4)          # src = -0.25 (clamped), 0.25, 0.75, 1.25
+    array([[1.  , 0.  ],
+           [0.75, 0.25],
+           [0.25, 0.75],
+           [0.  , 1.  ]])
+    """
+    if in_size == out_size:  # PyTorch copies an axis whose size does not change
+        return np.eye(in_size)
+    dst = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        step = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        src = dst * step
+    else:
+        step = 1.0 / scale if scale is not None and scale > 0 else in_size / out_size
+        src = np.maximum((dst + 0.5) * step - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    lam = np.clip(src - i0, 0.0, 1.0)
+    A = np.zeros((out_size, in_size))
+    rows = np.arange(out_size)
+    A[rows, i0] = 1.0 - lam   # one (row, column) pair per row: plain writes
+    A[rows, i1] += lam        # adds onto 1 - lambda where i1 == i0 (the last input pixel)
+    return A
+
+
+def nearest_indices(in_size: int, out_size: int, scale=None):
+    """Source pixel of every output pixel for nearest-neighbour resizing, PyTorch's ``mode="nearest"``.
+
+    ``src[o] = min(floor(o * step), in_size - 1)`` with ``step = 1 / scale``
+    when a ``scale`` (the user's scale_factor) is given, else ``in_size / out_size``,
+    computed in float32 like PyTorch's kernel; an unchanged size is copied and
+    an exact doubling is ``o // 2``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (out_size,)
+    """
+    if out_size == in_size:
+        return np.arange(out_size)
+    if out_size == 2 * in_size:
+        return np.arange(out_size) // 2
+    if scale is not None and scale > 0:
+        step = np.float32(1.0 / scale)
+    else:
+        step = np.float32(in_size) / np.float32(out_size)
+    src = np.floor(np.arange(out_size, dtype=np.float32) * step).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+# --------------------------------------------------------------------------- arguments
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _output_size(op, x, size, scale_factor):
+    """Validate x, size and scale_factor; return ``(H_out, W_out)`` and the per-axis scales (or None)."""
+    check_ndim(x, 4, "x", op, "N, C, H, W")
+    check_float(x, "x", op)
+    _, _, H, W = x.shape
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: expected exactly one of size and scale_factor, "
+                         f"got size={size!r} and scale_factor={scale_factor!r}")
+    if size is not None:
+        pair_ = (size, size) if isinstance(size, numbers.Integral) and not isinstance(size, bool) else size
+        if not (isinstance(pair_, (tuple, list)) and len(pair_) == 2
+                and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair_)):
+            raise TypeError(f"{op}: expected size to be an int or a pair of ints, got {size!r}")
+        if min(pair_) < 1:
+            raise ValueError(f"{op}: expected size >= 1, got {tuple(pair_)}")
+        return (int(pair_[0]), int(pair_[1])), (None, None)
+    scales = (scale_factor, scale_factor) if _is_number(scale_factor) else scale_factor
+    if not (isinstance(scales, (tuple, list)) and len(scales) == 2 and all(_is_number(v) for v in scales)):
+        raise TypeError(f"{op}: expected scale_factor to be a number or a pair of numbers, got {scale_factor!r}")
+    if not all(v > 0 and math.isfinite(v) for v in scales):
+        raise ValueError(f"{op}: expected scale_factor > 0 and finite, got {tuple(scales)}")
+    out = (int(math.floor(H * float(scales[0]))), int(math.floor(W * float(scales[1]))))
+    if min(out) < 1:
+        raise ValueError(f"{op}: expected an output size >= 1, got {out} = floor({(H, W)} * {tuple(scales)})")
+    return out, (float(scales[0]), float(scales[1]))
+
+
+# --------------------------------------------------------------------------- bilinear
+
+class BilinearCache(NamedTuple):
+    """What ``bilinear_interpolate_backward`` needs.
+
+    Fields
+    ------
+    x_shape : (N, C, H, W)
+    A_h : (H_out, H) interpolation matrix along H, dtype of x
+    A_w : (W_out, W) interpolation matrix along W, dtype of x
+    """
+
+    x_shape: tuple
+    A_h: object
+    A_w: object
+
+
+def bilinear_interpolate(x, size=None, scale_factor=None, align_corners=False):
+    """Bilinear resizing, PyTorch's ``F.interpolate(x, size, scale_factor, mode="bilinear", align_corners)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float
+    size : int or (int, int), optional
+        Output size ``(H_out, W_out)``.
+    scale_factor : float or (float, float), optional
+        Exactly one of ``size`` and ``scale_factor``. Then
+        ``H_out = floor(H * scale_factor_h)`` and the source step is
+        ``1 / scale_factor_h`` (PyTorch's default, ``recompute_scale_factor=None``).
+    align_corners : bool
+        True: the corner pixels' centres of input and output coincide.
+        False: pixels are areas, ``src = (dst + 0.5) * scale - 0.5``.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, H_out, W_out), dtype of x
+        ``y[n, c] = A_h @ x[n, c] @ A_w.T`` with ``A = interpolation_matrix(...)``
+        per axis: ``P = q (b A + a B) + p (b D + a C)`` at every output pixel.
+    cache : BilinearCache
+        ``(x_shape, A_h, A_w)``.
+
+    Notes
+    -----
+    Computed as two matrix products over the whole batch,
+    ``(N*C*H, W) @ A_w.T`` then ``A_h @ (N*C, H, W_out)``. Because a
+    zero weight times ``inf`` or ``NaN`` is ``NaN``, a non-finite input pixel
+    spreads along its row and column instead of only to its neighbours.
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, both or neither of size / scale_factor, a size or scale
+        below what gives one output pixel.
+    TypeError
+        Integer dtype, or a size / scale_factor of the wrong type.
+
+    References
+    ----------
+    Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic Segmentation", 2015.
+    """
+    op = "bilinear_interpolate"
+    (H_out, W_out), (sc_h, sc_w) = _output_size(op, x, size, scale_factor)
+    if not isinstance(align_corners, bool):
+        raise TypeError(f"{op}: expected align_corners to be a bool, got {align_corners!r}")
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    A_h = xp.asarray(interpolation_matrix(H, H_out, align_corners, sc_h), dtype=x.dtype)
+    A_w = xp.asarray(interpolation_matrix(W, W_out, align_corners, sc_w), dtype=x.dtype)
+    z = xp.matmul(x.reshape(N * C * H, W), A_w.T)                 # (N*C*H, W_out): along W
+    y = xp.matmul(A_h, z.reshape(N * C, H, W_out))                # (N*C, H_out, W_out): along H
+    return y.reshape(N, C, H_out, W_out), BilinearCache(tuple(x.shape), A_h, A_w)
+
+
+def bilinear_interpolate_backward(dy, cache: BilinearCache):
+    """Gradient of ``bilinear_interpolate``: ``dx[n, c] = A_h.T @ dy[n, c] @ A_w``.
+
+    Every output pixel sends its gradient back to its four source pixels
+    with the same four weights; the matrix products do all the sums.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C, H_out, W_out)
+    cache : BilinearCache
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    """
+    (N, C, H, W), A_h, A_w = cache
+    H_out, W_out = A_h.shape[0], A_w.shape[0]
+    check_ndim(dy, 4, "dy", "bilinear_interpolate_backward", "N, C, H_out, W_out")
+    if tuple(dy.shape) != (N, C, H_out, W_out):
+        raise ValueError(f"bilinear_interpolate_backward: expected dy of shape {(N, C, H_out, W_out)}, "
+                         f"got shape {tuple(dy.shape)}")
+    xp = get_array_module(dy, A_h)
+    dz = xp.matmul(A_h.T, dy.reshape(N * C, H_out, W_out))       # (N*C, H, W_out)
+    dx = xp.matmul(dz.reshape(N * C * H, W_out), A_w)            # (N*C*H, W)
+    return dx.reshape(N, C, H, W)
+
+
+# --------------------------------------------------------------------------- nearest
+
+class NearestCache(NamedTuple):
+    """Fields: ``x_shape`` (N, C, H, W), ``src_h`` (H_out,) and ``src_w`` (W_out,) int64 source pixels."""
+
+    x_shape: tuple
+    src_h: object
+    src_w: object
+
+
+def upsample_nearest(x, size=None, scale_factor=None):
+    """Nearest-neighbour resizing, PyTorch's ``F.interpolate(x, size, scale_factor, mode="nearest")``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float
+    size : int or (int, int), optional
+    scale_factor : float or (float, float), optional
+        Exactly one of the two; ``H_out = floor(H * scale_factor_h)``.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, H_out, W_out), dtype of x
+        ``y[n, c, i, j] = x[n, c, src_h[i], src_w[j]]`` with
+        ``src = nearest_indices(...)`` per axis; at an integer factor ``s``
+        every value fills its ``s x s`` block.
+    cache : NearestCache
+
+    References
+    ----------
+    Long, Shelhamer & Darrell, 2015 (FCN, "shift-and-stitch" and simple upsampling);
+    CS231n lecture 11 (2017), "In-network upsampling: nearest neighbor".
+    """
+    op = "upsample_nearest"
+    (H_out, W_out), (sc_h, sc_w) = _output_size(op, x, size, scale_factor)
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    src_h = xp.asarray(nearest_indices(H, H_out, sc_h))
+    src_w = xp.asarray(nearest_indices(W, W_out, sc_w))
+    y = x[:, :, src_h[:, None], src_w[None, :]]                     # (N, C, H_out, W_out), a gather
+    return y, NearestCache(tuple(x.shape), src_h, src_w)
+
+
+def upsample_nearest_backward(dy, cache: NearestCache):
+    """Gradient of ``upsample_nearest``: each input pixel receives the sum of dy over the outputs that copied it.
+
+    With the 0/1 selection matrices ``S[o, src[o]] = 1`` the forward is
+    ``Y = S_h X S_w^T``, so ``dX = S_h^T dY S_w``: two matrix products do the scatter-add.
+    """
+    (N, C, H, W), src_h, src_w = cache
+    H_out, W_out = src_h.shape[0], src_w.shape[0]
+    check_ndim(dy, 4, "dy", "upsample_nearest_backward", "N, C, H_out, W_out")
+    if tuple(dy.shape) != (N, C, H_out, W_out):
+        raise ValueError(f"upsample_nearest_backward: expected dy of shape {(N, C, H_out, W_out)}, "
+                         f"got shape {tuple(dy.shape)}")
+    xp = get_array_module(dy, src_h)
+    S_h = xp.zeros((H_out, H), dtype=dy.dtype)
+    S_h[xp.arange(H_out), src_h] = 1                               # (H_out, H), one 1 per row
+    S_w = xp.zeros((W_out, W), dtype=dy.dtype)
+    S_w[xp.arange(W_out), src_w] = 1                               # (W_out, W)
+    dz = xp.matmul(S_h.T, dy.reshape(N * C, H_out, W_out))        # (N*C, H, W_out)
+    dx = xp.matmul(dz.reshape(N * C * H, W_out), S_w)             # (N*C*H, W)
+    return dx.reshape(N, C, H, W)
+
+
+# --------------------------------------------------------------------------- FCN's initialisation
+
+def bilinear_kernel(kernel_size, channels=None, *, dtype=np.float64):
+    """The bilinear upsampling filter, and the transposed-convolution weights built from it (FCN's initialisation).
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        For an upsampling factor ``f`` use ``kernel_size = 2f - f % 2`` with
+        ``stride = f`` and ``padding = ceil((f - 1) / 2)``: the output of
+        ``conv_transpose2d`` is then exactly ``f`` times the input size.
+    channels : int, optional
+        Without it, the 2-D filter alone; with it, weights for a
+        ``conv_transpose2d`` with ``channels`` inputs and outputs.
+    dtype : numpy dtype
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(KH, KW)``: ``outer(t_h, t_w)`` with the tent ``t[k] = 1 - |k - center| / factor``,
+        ``factor = ceil(k / 2)``, ``center = factor - 1`` (odd ``k``) or ``factor - 0.5`` (even ``k``).
+        With ``channels``: ``(channels, channels, KH, KW)``, that filter on the
+        diagonal ``w[c, c]`` (every channel upsamples itself) and zeros elsewhere.
+
+    Examples
+    --------
+    >>> bilinear_kernel(4)[0]                  # factor 2
+    array([0.0625, 0.1875, 0.1875, 0.0625])
+
+    Notes
+    -----
+    With that recipe, ``conv_transpose2d(x, w, stride=f, padding=...)``
+    equals ``bilinear_interpolate(x, scale_factor=f, align_corners=False)``
+    on the interior of the output, but not on the border ``f // 2`` pixels
+    wide on every side: there the transposed convolution sums fewer than two
+    taps (the missing neighbour is its zero padding, so values fade
+    towards zero), while ``bilinear_interpolate`` clamps the source
+    coordinate and repeats the edge pixel.
+
+    References
+    ----------
+    Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic
+    Segmentation", 2015, section 3.3 (``upsample_filt`` in the authors' ``surgery.py``).
+    """
+    op = "bilinear_kernel"
+    KH, KW = check_positive(pair(kernel_size, "kernel_size", op), "kernel_size", op)
+    if channels is not None and (not isinstance(channels, numbers.Integral) or isinstance(channels, bool)
+                                 or channels < 1):
+        raise ValueError(f"{op}: expected channels to be an int >= 1 or None, got {channels!r}")
+    f = np.outer(_tent(KH), _tent(KW)).astype(dtype)               # (KH, KW)
+    if channels is None:
+        return f
+    w = np.zeros((channels, channels, KH, KW), dtype=dtype)
+    w[np.arange(channels), np.arange(channels)] = f
+    return w
+
+
+def _tent(k: int):
+    """FCN's 1-D bilinear filter of length ``k``: ``1 - |i - center| / factor``."""
+    factor = (k + 1) // 2
+    center = factor - 1 if k % 2 == 1 else factor - 0.5
+    return 1 - np.abs(np.arange(k) - center) / factor
