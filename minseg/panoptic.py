@@ -659,12 +659,19 @@ def explain_panoptic(pred_ids, pred_segments, gt_ids, gt_segments, categories, v
 def _label_components(values, fg, connectivity: int):
     """Label the connected regions of equal ``values`` inside ``fg``; 0 outside ``fg``.
 
-    Hook-and-jump (Shiloach-Vishkin style) on the pixel graph, vectorised:
-    every pixel starts as its own tree (``parent = arange``). Each round,
-    every edge whose ends sit in different trees hooks the larger root onto
-    the smaller one (a minimum per root, found by sorting the edges), then
-    pointer jumping ``parent = parent[parent]`` flattens every tree. Each
-    round merges every tree with at least one neighbour, so O(log n) rounds.
+    Runs first, then hook-and-jump on the graph of runs, all vectorised:
+
+    1. A *run* is a maximal horizontal stretch of one value inside ``fg``.
+       Every pixel points to its run's first pixel: ``parent`` is a forest
+       whose roots are run starts.
+    2. Edges join runs in neighbouring rows (vertically, plus diagonally for
+       8-connectivity) where the pixels have equal values.
+    3. Each round, every edge whose ends sit in different trees hooks the
+       larger root onto the smaller one (a minimum per root, found by sorting
+       the edges), then pointer jumping ``parent = parent[parent]`` flattens
+       every tree (Shiloach-Vishkin style). Each round merges every tree with
+       at least one neighbour, so O(log n) rounds.
+
     A component's root ends as its smallest flat index, i.e. its first pixel
     in raster order, so labels 1, 2, ... follow raster order like
     ``scipy.ndimage.label``.
@@ -677,19 +684,34 @@ def _label_components(values, fg, connectivity: int):
     xp = get_array_module(values, fg)
     H, W = values.shape
     n = H * W
-    v, f = values.reshape(-1), fg.reshape(-1)
-    idx = xp.arange(n, dtype=xp.int64).reshape(H, W)
-    pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]          # right, down
+    v, f = values.reshape(-1), fg.reshape(-1)                               # (n,)
+
+    # 1. runs: a run starts where fg begins or the value changes along the row
+    start = fg.copy()                                                       # (H, W)
+    start[:, 1:] &= ~(fg[:, :-1] & (values[:, 1:] == values[:, :-1]))
+    start = start.reshape(-1)
+    run_first = xp.flatnonzero(start)                                       # (R,) first pixel of each run
+    run_of = xp.maximum(xp.cumsum(start) - 1, 0)                            # (n,) run index (fg pixels)
+    all_idx = xp.arange(n, dtype=xp.int64)
+    parent = xp.where(f, run_first[run_of] if run_first.size else all_idx, all_idx)   # (n,)
+
+    # 2. edges between runs of neighbouring rows
+    idx = all_idx.reshape(H, W)
+    pairs = [(idx[:-1, :], idx[1:, :])]                                     # down
     if connectivity == 8:
         pairs += [(idx[:-1, :-1], idx[1:, 1:]), (idx[:-1, 1:], idx[1:, :-1])]  # down-right, down-left
     us, ws = [], []
     for a, b in pairs:
         a, b = a.reshape(-1), b.reshape(-1)
         keep = f[a] & f[b] & (v[a] == v[b])
-        us.append(a[keep])
-        ws.append(b[keep])
-    u, w = xp.concatenate(us), xp.concatenate(ws)                           # (E,) edges
-    parent = xp.arange(n, dtype=xp.int64)
+        ra, rb = parent[a[keep]], parent[b[keep]]                           # run roots, in raster order
+        new = xp.ones(ra.shape, dtype=bool)                                 # drop repeats of the previous edge
+        new[1:] = (ra[1:] != ra[:-1]) | (rb[1:] != rb[:-1])
+        us.append(ra[new])
+        ws.append(rb[new])
+    u, w = xp.concatenate(us), xp.concatenate(ws)                           # (E,)
+
+    # 3. hook and jump until no edge joins two trees
     while True:
         ru, rw = parent[u], parent[w]
         differ = ru != rw
@@ -707,7 +729,7 @@ def _label_components(values, fg, connectivity: int):
             if bool((jumped == parent).all()):
                 break
             parent = jumped
-    is_root = f & (parent == xp.arange(n))
+    is_root = f & (parent == all_idx)
     label_of = xp.cumsum(is_root)                                           # roots numbered in raster order
     labels = xp.where(f, label_of[parent], 0).reshape(H, W)
     return labels, parent
