@@ -1,7 +1,5 @@
 """Semantic segmentation metrics: confusion matrix -> pixel accuracy, class accuracy, IoU, mIoU, fwIoU.
 
-Semantic metrics
-----------------
 Everything comes from one ``(K, K)`` confusion matrix ``cm`` accumulated over
 the *whole dataset* (not a mean of per-image scores). Rows are the target
 (true) class, columns the predicted class: ``cm[i, j]`` counts pixels of
