@@ -99,6 +99,18 @@ def _pct(v: float, width: int = 6) -> str:
 
 # =========================================================================== semantic
 
+def _check_classes(num_classes, ignore_index, op: str) -> None:
+    """Raise unless ``num_classes >= 1`` and ``ignore_index`` is None or an int outside ``[0, K)``."""
+    if not _is_int(num_classes) or num_classes < 1:
+        raise ValueError(f"{op}: expected num_classes to be an int >= 1, got {num_classes!r}")
+    if ignore_index is not None:
+        if not _is_int(ignore_index):
+            raise TypeError(f"{op}: expected ignore_index to be an int or None, got {ignore_index!r}")
+        if 0 <= ignore_index < num_classes:
+            raise ValueError(f"{op}: expected ignore_index outside the class range [0, {num_classes}), "
+                             f"got {ignore_index}; an ignored label cannot also be a class")
+
+
 def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = None):
     """Count (target class, predicted class) pairs over all pixels: the ``(K, K)`` confusion matrix.
 
@@ -148,14 +160,7 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
     _check_labels(pred, "pred", op)
     _check_labels(target, "target", op)
     _check_same_shape(pred, target, "pred and target", op)
-    if not _is_int(num_classes) or num_classes < 1:
-        raise ValueError(f"{op}: expected num_classes to be an int >= 1, got {num_classes!r}")
-    if ignore_index is not None:
-        if not _is_int(ignore_index):
-            raise TypeError(f"{op}: expected ignore_index to be an int or None, got {ignore_index!r}")
-        if 0 <= ignore_index < num_classes:
-            raise ValueError(f"{op}: expected ignore_index outside the class range [0, {num_classes}), "
-                             f"got {ignore_index}; an ignored label cannot also be a class")
+    _check_classes(num_classes, ignore_index, op)
     xp = get_array_module(pred, target)
     K = int(num_classes)
     t = target.reshape(-1).astype(xp.int64)                                 # (M,) a copy: modified below
@@ -284,8 +289,7 @@ class SegmentationMetrics:
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, class_names=None):
         op = "SegmentationMetrics"
-        if not _is_int(num_classes) or num_classes < 1:
-            raise ValueError(f"{op}: expected num_classes to be an int >= 1, got {num_classes!r}")
+        _check_classes(num_classes, ignore_index, op)
         if class_names is not None:
             class_names = [str(c) for c in class_names]
             if len(class_names) != num_classes:
@@ -293,8 +297,6 @@ class SegmentationMetrics:
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
         self.class_names = class_names or [str(i) for i in range(num_classes)]
-        confusion_matrix(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
-                         self.num_classes, ignore_index)                    # validates ignore_index
         self.reset()
 
     def reset(self) -> None:
