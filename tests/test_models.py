@@ -99,11 +99,15 @@ def test_unet_gradcheck(shape):
 
 # --------------------------------------------------------------------------- architecture properties
 
-@pytest.mark.parametrize("H, W", [(1, 1), (7, 9), (17, 31), (32, 32)])
+@pytest.mark.parametrize("H, W", [(1, 1), (7, 9), (8, 15), (17, 31), (32, 32)])
 def test_any_input_size(H, W):
     x = _x((1, 3, H, W)).astype(np.float32)
-    for m in (FCN8s(3, rng=0, **TINY_VGG), UNet(3, base_width=4, depth=3, rng=0)):
-        assert m.forward(x).shape == (1, 3, H, W), (type(m).__name__, H, W)
+    ms = [FCN8s(3, rng=0, **TINY_VGG)]  # pads to a multiple of its stride: any size at all
+    if min(H, W) >= 8:  # the others pool 3 times without padding: 8 pixels at least
+        ms += [UNet(3, base_width=4, depth=3, rng=0), SegNet(3, widths=(4, 4, 4), convs=1, rng=0),
+               DeepLab(3, widths=(4, 6, 8), convs=1, aspp_channels=4, rng=0)]
+    for m in ms:  # evaluation mode: a 1-pixel feature map has no batch variance in training mode
+        assert m.eval().forward(x).shape == (1, 3, H, W), (type(m).__name__, H, W)
 
 
 def test_unet_width_and_depth():
@@ -232,5 +236,7 @@ def test_registry_and_input_errors():
         VGGClassifier(10).forward(np.zeros((1, 1, 24, 24), np.float32))
     with pytest.raises(ValueError, match="expected an odd fc_kernel"):
         FCN8s(3, fc_kernel=2)
+    with pytest.raises(ValueError, match="UNet: expected H and W >= 8"):
+        UNet(3, depth=3).forward(np.zeros((2, 3, 7, 9), np.float32))
     with pytest.raises(ValueError, match="SegNet: expected H and W >= 4"):
         SegNet(3, widths=(4, 4)).forward(np.zeros((1, 3, 3, 8), np.float32))

@@ -243,3 +243,65 @@ def test_module_requires_super_init_and_sequential_type_check():
         Bad()
     with pytest.raises(TypeError, match="Sequential: expected Module instances"):
         nn.Sequential(nn.ReLU(), np.zeros(3))
+
+
+# --------------------------------------------------------------------------- upsampling layers
+
+def test_conv_transpose_layer_matches_torch_and_gradients():
+    torch = torch_or_skip()
+    ct = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2, rng=0, dtype=np.float64)
+    assert ct.weight.shape == (4, 3, 3, 3)
+    x = _rand((2, 4, 5, 4))
+    y = ct.forward(x, output_size=(10, 8))  # output_padding = 1 picks the even size
+    ty = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(ct.weight.data),
+                                              torch.from_numpy(ct.bias.data), stride=2, padding=1,
+                                              output_padding=1, groups=2)
+    assert y.shape == (2, 6, 10, 8) and rel_error(y, ty.numpy()) < 1e-10
+    assert ct.forward(x).shape == (2, 6, 9, 7)
+    check_layer(nn.ConvTranspose2d(3, 2, 2, stride=2, rng=1, dtype=np.float64), _rand((2, 3, 3, 4)))
+
+
+def test_conv_transpose_bilinear_init_upsamples_and_can_be_fixed():
+    up = nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1, bias=False, init="bilinear", trainable=False,
+                            dtype=np.float64)
+    assert up.num_parameters() == 0 and "weight_fixed" in up.state_dict()
+    x = np.ones((1, 2, 4, 4))
+    y = up.forward(x)
+    assert y.shape == (1, 2, 8, 8)
+    np.testing.assert_allclose(y[:, :, 1:-1, 1:-1], 1)  # a constant stays constant away from the border
+    assert up.weight_fixed[0, 1].max() == 0  # no mixing between channels
+    up.backward(np.ones_like(y))
+    with pytest.raises(ValueError, match="expected in_channels == out_channels for init='bilinear'"):
+        nn.ConvTranspose2d(2, 3, 4, stride=2, init="bilinear")
+
+
+def test_max_pool_exposes_switches_and_unpool_uses_them():
+    torch = torch_or_skip()
+    pool, unpool = nn.MaxPool2d(2), nn.MaxUnpool2d(2)
+    x = _rand((2, 3, 7, 5))
+    y = pool.forward(x)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(pool.indices, tidx.numpy())
+    assert pool.input_size == (7, 5)
+    u = unpool.forward(y, pool.indices, output_size=pool.input_size)
+    tu = torch.nn.functional.max_unpool2d(ty, tidx, 2, output_size=(7, 5))
+    np.testing.assert_array_equal(u, tu.numpy())
+    check_layer(nn.MaxPool2d(3, stride=2, padding=1), _rand((1, 2, 6, 5)))
+    dy = _rand(u.shape, 3)
+    np.testing.assert_array_equal(unpool.backward(dy), np.take_along_axis(
+        dy.reshape(2, 3, -1), pool.indices.reshape(2, 3, -1), axis=2).reshape(y.shape))
+
+
+def test_upsample_and_global_pool_layers():
+    torch = torch_or_skip()
+    x = _rand((2, 3, 5, 4))
+    for kw in (dict(size=(9, 7)), dict(scale_factor=2)):
+        up = nn.Upsample(**kw)
+        ty = torch.nn.functional.interpolate(torch.from_numpy(x), mode="bilinear", align_corners=False, **kw)
+        assert rel_error(up.forward(x), ty.numpy()) < 1e-12
+        check_layer(up, x)
+    assert nn.Upsample().forward(x, size=(3, 3)).shape == (2, 3, 3, 3)
+    gap = nn.GlobalAvgPool2d()
+    np.testing.assert_allclose(gap.forward(x), x.mean(axis=(2, 3), keepdims=True), rtol=1e-13)
+    check_layer(gap, x)

@@ -7,6 +7,7 @@ from ..nn.batchnorm import BatchNorm2d
 from ..nn.blocks import ConvBNReLU, concat, split
 from ..nn.layers import Conv2d, Dropout, GlobalAvgPool2d, ReLU, SeparableConv2d, Sequential, Upsample
 from ..nn.module import Module, make_rng
+from ..ops.pooling import broadcast_to_size, broadcast_to_size_backward
 from .registry import SegmentationModel, check_input, register_model
 from .vgg import VGGBackbone
 
@@ -62,7 +63,6 @@ class ASPP(Module):
     def forward(self, x):
         outs = [b.forward(x) for b in self._branches()]
         if self.image_pooling:
-            from ..ops.pooling import broadcast_to_size  # noqa: PLC0415
             p = self.pool_conv.forward(self.gap.forward(x))  # (N, A, 1, 1)
             p, self._bcast = broadcast_to_size(p, x.shape[2:])  # (N, A, h, w), ParseNet's "unpool"
             outs.append(p)
@@ -73,7 +73,6 @@ class ASPP(Module):
         parts = split(self.project.backward(dy), self._sizes)
         dx = None
         if self.image_pooling:
-            from ..ops.pooling import broadcast_to_size_backward  # noqa: PLC0415
             dp = broadcast_to_size_backward(parts.pop(), self._bcast)  # the sum over the map
             dx = self.gap.backward(self.pool_conv.backward(dp))
         for b, d in zip(self._branches(), parts):

@@ -37,7 +37,7 @@ class UNet(SegmentationModel):
     upsampling 6 gives 12, not 13, so the skip and the upsampled map no longer
     line up. Here each transposed convolution is asked for the skip's exact
     size (``output_size``, i.e. ``output_padding = 1`` for an odd size), so
-    every input size works and the output has the input's size. (The paper
+    every input size from ``2**depth`` up works and the output has the input's size. (The paper
     used unpadded convolutions and cropped the skips instead.)
 
     Backward routes the gradient of each concatenation back in two parts: the
@@ -81,7 +81,7 @@ class UNet(SegmentationModel):
 
     def forward(self, x):
         D = self.config["depth"]
-        check_input("UNet", x, self.config["in_channels"])
+        check_input("UNet", x, self.config["in_channels"], 2 ** D)
         skips = []
         h = x
         for i in range(D + 1):

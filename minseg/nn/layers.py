@@ -28,7 +28,11 @@ import numpy as np
 
 from ..ops.activations import dropout, dropout_backward, relu, relu_backward
 from ..ops.conv import conv2d, conv2d_backward
+from ..ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from ..ops.interpolate import bilinear_interpolate, bilinear_interpolate_backward, bilinear_kernel
 from ..ops.linear import linear, linear_backward
+from ..ops.pooling import (global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max_pool2d_backward,
+                           max_unpool2d, max_unpool2d_backward)
 from ..shapes import conv_transpose_output_size, pair
 from .module import Module, Parameter, as_dtype, kaiming_normal, make_rng
 
@@ -153,9 +157,7 @@ class ConvTranspose2d(Module):
             if in_channels != out_channels:
                 raise ValueError(f"{op}: expected in_channels == out_channels for init='bilinear', "
                                  f"got {in_channels} and {out_channels}")
-            from ..ops.interpolate import bilinear_kernel  # noqa: PLC0415
-            k2d = np.asarray(bilinear_kernel(KH, KW) if KH != KW else bilinear_kernel(KH), dtype=dt)
-            k2d = k2d.reshape(KH, KW)
+            k2d = bilinear_kernel((KH, KW), dtype=dt)  # (KH, KW)
             w = np.zeros(shape, dtype=dt)
             for c in range(in_channels):  # channel c feeds only output channel c
                 w[c, c % (out_channels // groups)] = k2d
@@ -181,7 +183,6 @@ class ConvTranspose2d(Module):
                 conv_transpose_output_size(W, KW, sw, pw, op_w, dw))
 
     def forward(self, x, output_size=None):
-        from ..ops.conv_transpose import conv_transpose2d  # noqa: PLC0415
         _check_channels("ConvTranspose2d", x, self.in_channels)
         output_padding = self.output_padding
         if output_size is not None:
@@ -195,7 +196,6 @@ class ConvTranspose2d(Module):
         return y
 
     def backward(self, dy):
-        from ..ops.conv_transpose import conv_transpose2d_backward  # noqa: PLC0415
         dx, dw, db = conv_transpose2d_backward(dy, self._cache)
         if self.trainable:
             self.weight.grad = dw
@@ -302,13 +302,11 @@ class MaxPool2d(Module):
         return None if self._cache is None else self._cache.indices
 
     def forward(self, x):
-        from ..ops.pooling import max_pool2d  # noqa: PLC0415
         y, self._cache = max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         self.input_size = tuple(x.shape[2:])
         return y
 
     def backward(self, dy):
-        from ..ops.pooling import max_pool2d_backward  # noqa: PLC0415
         return max_pool2d_backward(dy, self._cache)
 
     def extra_repr(self) -> str:
@@ -336,13 +334,11 @@ class MaxUnpool2d(Module):
         self._cache = None
 
     def forward(self, x, indices, output_size=None):
-        from ..ops.pooling import max_unpool2d  # noqa: PLC0415
         y, self._cache = max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding,
                                       output_size=output_size)
         return y
 
     def backward(self, dy):
-        from ..ops.pooling import max_unpool2d_backward  # noqa: PLC0415
         return max_unpool2d_backward(dy, self._cache)
 
     def extra_repr(self) -> str:
@@ -362,7 +358,6 @@ class Upsample(Module):
         self._cache = None
 
     def forward(self, x, size=None):
-        from ..ops.interpolate import bilinear_interpolate  # noqa: PLC0415
         if size is not None:
             y, self._cache = bilinear_interpolate(x, size=size, align_corners=self.align_corners)
         else:
@@ -371,7 +366,6 @@ class Upsample(Module):
         return y
 
     def backward(self, dy):
-        from ..ops.interpolate import bilinear_interpolate_backward  # noqa: PLC0415
         return bilinear_interpolate_backward(dy, self._cache)
 
     def extra_repr(self) -> str:
@@ -387,12 +381,10 @@ class GlobalAvgPool2d(Module):
         self._cache = None
 
     def forward(self, x):
-        from ..ops.pooling import global_avg_pool2d  # noqa: PLC0415
         y, self._cache = global_avg_pool2d(x)
         return y
 
     def backward(self, dy):
-        from ..ops.pooling import global_avg_pool2d_backward  # noqa: PLC0415
         return global_avg_pool2d_backward(dy, self._cache)
 
 

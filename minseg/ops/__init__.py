@@ -1,4 +1,6 @@
 """The math: pure forward / backward function pairs, no state."""
+from .activations import (DropoutCache, ReluCache, SoftmaxCache, dropout, dropout_backward, log_softmax,
+                          log_softmax_backward, relu, relu_backward, softmax, softmax_backward)
 from .conv import Conv2dCache, col2im, conv2d, conv2d_backward, im2col
 from .conv_matrix import CooMatrix, convolution_matrix, convolution_matrix_coo
 from .conv_transpose import ConvTranspose2dCache, conv_transpose2d, conv_transpose2d_backward
@@ -13,6 +15,9 @@ from .interpolate import (
     upsample_nearest,
     upsample_nearest_backward,
 )
+from .linear import LinearCache, linear, linear_backward
+from .losses import CrossEntropyCache, cross_entropy, cross_entropy_backward
+from .normalization import BatchNorm2dCache, batch_norm2d, batch_norm2d_backward
 from .pooling import (
     BedOfNailsCache,
     BroadcastToSizeCache,
@@ -49,4 +54,13 @@ __all__ += [
     "bilinear_interpolate", "bilinear_interpolate_backward", "BilinearCache",
     "upsample_nearest", "upsample_nearest_backward", "NearestCache",
     "interpolation_matrix", "nearest_indices", "bilinear_kernel",
+]
+
+# layers' math: activations, dropout, linear, batch norm, the loss
+__all__ += [
+    "relu", "relu_backward", "ReluCache", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "SoftmaxCache", "dropout", "dropout_backward", "DropoutCache",
+    "linear", "linear_backward", "LinearCache",
+    "batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache",
+    "cross_entropy", "cross_entropy_backward", "CrossEntropyCache",
 ]
