@@ -194,7 +194,7 @@ def fc_to_conv(fc: Linear, in_channels: int, k: int, *, padding: int = 0) -> Con
 
 @register_model("fully_conv_classifier")
 class FullyConvClassifier(SegmentationModel):
-    """A ``VGGClassifier`` convolutionalized: fc6 -> s x s conv, fc7 and fc8 -> 1x1 convs; any input size >= the original.
+    """A ``VGGClassifier`` convolutionalized: fc6 -> s x s conv, fc7 and fc8 -> 1x1 convs; inputs from input_size up.
 
     Architecture, for (N, C_in, H, W)::
 

@@ -117,7 +117,7 @@ def softmax(x, axis: int = 1):
 
 
 def softmax_backward(dy, cache: SoftmaxCache):
-    """Gradient of ``softmax``: ``dx = y * (dy - sum(dy * y, axis))`` (the Jacobian ``diag(y) - y y^T`` applied to dy)."""
+    """Gradient of ``softmax``: ``dx = y * (dy - sum(dy * y, axis))``, the Jacobian ``diag(y) - y y^T`` times dy."""
     y, axis = cache
     _check_dy("softmax_backward", dy, y.shape)
     return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
