@@ -137,6 +137,10 @@ class VGGClassifier(SegmentationModel):
 
     ``convolutionalize(model)`` turns it into a fully convolutional network with the same weights.
 
+    For the digits (``minseg.data.load_digits_classification``): 32-pixel crops
+    with the default 5 stages (``s = 1``), or 16-pixel crops with 4 stages
+    (``input_size=16, widths=(16, 32, 64, 128), convs=(1, 1, 2, 2)``).
+
     Parameters
     ----------
     num_classes, in_channels : int
