@@ -66,9 +66,10 @@ from .conv import col2im, im2col
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache"]
 
-# Target size of one chunk of the column matrix (as in ``conv``): big enough
-# for efficient matrix products, small enough to be reused from the heap.
-_CHUNK_BYTES = 8 * 2**20
+# Target size of one chunk of the column matrix: big enough for efficient
+# matrix products, small enough that the product's output is still in the
+# cache when col2im reads it back (a few megabytes of L2).
+_CHUNK_BYTES = 4 * 2**20
 
 
 class ConvTranspose2dCache(NamedTuple):
@@ -273,7 +274,7 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     x_p = _pad_to(xp, x, H_c, W_c)                                # (N, C_in, H_c, W_c)
     L = H_c * W_c
     w_g = w.reshape(G, Ci_g, Co_g * K)                            # (G, C_in/G, C_out/G*KH*KW)
-    dw = xp.zeros((G, Ci_g, Co_g * K), dtype=x.dtype)
+    dw_t = xp.zeros((G, Co_g * K, Ci_g), dtype=x.dtype)          # dw transposed, see below
     dx = xp.empty((N, C_in, H_c, W_c), dtype=x.dtype)
     nc = _chunk(N, C_out * K * L * x.itemsize)
     buf = xp.empty((C_out * K, nc * L), dtype=x.dtype)
@@ -282,10 +283,13 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
         n = n1 - n0
         cols = im2col(dy[n0:n1], (KH, KW), s, p, d, out=buf[:, :n * L]).reshape(G, Co_g * K, n * L)
         x_c = x_p[n0:n1].transpose(1, 0, 2, 3).reshape(G, Ci_g, n * L)  # (G, C_in/G, n*H*W), a copy
-        dw += xp.matmul(x_c, cols.transpose(0, 2, 1))                  # (G, C_in/G, C_out/G*KH*KW)
+        # dw = x_c @ cols.T per group; computed as its transpose cols @ x_c.T, the orientation
+        # in which BLAS keeps the long n*H*W axis as the reduction of a tall matrix (several times faster)
+        dw_t += xp.matmul(cols, x_c.transpose(0, 2, 1))                # (G, C_out/G*KH*KW, C_in/G)
         dx_c = xp.matmul(w_g, cols)                                    # (G, C_in/G, n*H*W)
         dx[n0:n1] = dx_c.reshape(C_in, n, H_c, W_c).transpose(1, 0, 2, 3)  # (n, C_in, H_c, W_c)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     if (H_c, W_c) != (H, W):
         dx = xp.ascontiguousarray(dx[:, :, :H, :W])  # the convolution's extra outputs have no input to go to
-    return dx, dw.reshape(w.shape), db
+    dw = dw_t.transpose(0, 2, 1).reshape(w.shape)                  # (C_in, C_out/G, KH, KW)
+    return dx, dw, db

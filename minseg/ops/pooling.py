@@ -150,16 +150,19 @@ def _window_max(v, axis, n_out, kernel, stride, dilation, carry=None):
         index[axis] = _steps(t * dilation, n_out, stride)
         return a[tuple(index)]
 
-    best = tap(v, 0).copy()
+    best = tap(v, 0)                           # views of the inputs: replaced below, never written
+    kept = None if carry is None else tap(carry, 0)
     arg = xp.zeros(best.shape, dtype=_arg_dtype(xp, kernel))
-    kept = None if carry is None else tap(carry, 0).copy()
     for t in range(1, kernel):
         cand = tap(v, t)
         wins = (cand > best) | xp.isnan(cand)
-        xp.maximum(best, cand, out=best)       # the value where(wins, cand, best) gives, NaN included
+        best = xp.maximum(best, cand)          # the value where(wins, cand, best) gives, NaN included
         arg += wins * (t - arg)                # branch-free arg = where(wins, t, arg)
         if kept is not None:
-            kept += wins * (tap(carry, t) - kept)
+            kept = kept + wins * (tap(carry, t) - kept)
+    if kernel == 1:                            # a single tap: copy, so the result never aliases v
+        best = best.copy()
+        kept = None if kept is None else kept.copy()
     return best, arg, kept
 
 
@@ -249,8 +252,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     # switches: flat offset (i*s_h - p_h + arg_h*d_h) * W + (j*s_w - p_w + arg_w*d_w)
     top_left = ((xp.arange(H_out) * sh - ph) * W)[:, None] + (xp.arange(W_out) * sw - pw)  # (H_out, W_out)
-    indices = arg_h.astype(xp.int64) * (dh * W)
-    indices += xp.multiply(arg_w, dw, dtype=xp.int64)
+    indices = xp.multiply(arg_h, dh * W, dtype=xp.int64)                 # (N, C, H_out, W_out)
+    indices += arg_w if dw == 1 else xp.multiply(arg_w, dw, dtype=xp.int64)
     indices += top_left
     lost = y == -xp.inf  # every tap -inf (or padding): PyTorch points at the first tap in the input
     if bool(lost.any()):
