@@ -97,6 +97,7 @@ def test_cache_follows_minseg_data_env(monkeypatch, tmp_path):
     assert data.load_dataset("coins", "val").images.shape == (42, 1, 64, 64)
     monkeypatch.delenv("MINSEG_DATA")
     assert data.data_home() == Path.home() / ".cache" / "minseg"
+    assert (path.stat().st_mode & 0o777) != 0o700            # not private like a bare mkdtemp
 
 
 def test_stale_generator_version_is_remade(tmp_path):
@@ -150,7 +151,7 @@ def test_coins_is_read_from_the_bundled_file_without_network(monkeypatch):
 def test_digits_classification_shares_the_split(cache):
     tr = data.load_digits_classification("train")
     te = data.load_digits_classification("test")
-    assert tr.images.shape[1:] == (1, 16, 16) and tr.images.dtype == np.float32
+    assert tr.images.shape[1:] == (1, 24, 24) and tr.images.dtype == np.float32
     assert tr.targets.dtype == np.int64 and set(np.unique(tr.targets)) == set(range(10))
     assert len(tr.targets) + len(te.targets) + len(data.load_digits_classification("val").targets) == 1797
     assert tr.class_names == tuple(str(d) for d in range(10))

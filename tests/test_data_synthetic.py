@@ -31,8 +31,8 @@ def test_shapes_colour_statistics_do_not_depend_on_class(shapes):
     stds = np.array([x[y == k].std(0) for k in range(1, 5)])
     assert np.abs(means - means.mean(0)).max() < 0.05
     assert np.abs(stds - stds.mean(0)).max() < 0.03
-    background = x[y == 0].mean(0)
-    assert np.abs(background - means.mean(0)).max() < 0.08
+    # the ground is darker: a per-pixel classifier may find *where* the shapes are, not *which*
+    assert x[y == 0].mean() < means.mean() - 0.2
 
 
 def test_a_per_pixel_colour_classifier_cannot_tell_the_shapes_apart(shapes):
@@ -99,7 +99,7 @@ def test_digits_canvas_classes_and_rims():
     assert present == set(range(11)) | {255}
     for lab, inst in zip(labels[:50], instances[:50]):
         n = int(inst.max())
-        assert 1 <= n <= 4
+        assert 1 <= n <= 3
         for i in range(1, n + 1):
             assert np.unique(lab[inst == i]).size == 1 and lab[inst == i][0] >= 1
     ink = images[:, 0][(labels >= 1) & (labels <= 10)].mean()

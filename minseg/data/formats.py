@@ -385,6 +385,9 @@ def write_dataset(path, meta: dict, splits: dict, overwrite: bool = False) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)    # mkdtemp makes it private (0700); a dataset is as readable as any dir
         for name, (images, labels, instances) in splits.items():
             images = images if images.dtype == np.uint8 else images.astype(np.float32)
             labels = labels.astype(_smallest_uint(int(max(labels.max(initial=0), meta["ignore_index"]))))

@@ -44,7 +44,7 @@ class Builtin:
     things: tuple
     sizes: dict                          # split -> number of images
     make: Callable                       # (seed) -> {split: (images, labels, instances)}
-    version: int = 1
+    version: int = 2
     source: str = ""
 
     @property
@@ -75,7 +75,7 @@ _SPLITS_1400 = {"train": 1000, "val": 200, "test": 200}
 BUILTINS = {
     "shapes": Builtin(
         name="shapes",
-        description="64x64 RGB, 2-4 overlapping circles/squares/triangles/crosses on a textured "
+        description="64x64 RGB, 2-4 overlapping circles/squares/triangles/crosses on a darker textured "
                     "background; colour independent of class; 1-px void band on boundaries",
         class_names=SHAPES_CLASSES,
         things=(False, True, True, True, True),
@@ -85,7 +85,7 @@ BUILTINS = {
     ),
     "digits": Builtin(
         name="digits",
-        description="64x64 grey canvases with 2-4 scikit-learn 8x8 digits scaled 2-3x; "
+        description="64x64 grey canvases with 2-3 scikit-learn 8x8 digits scaled 2.5-3.5x; "
                     "11 classes (background, 0..9), each digit an instance",
         class_names=DIGITS_CLASSES,
         things=(False,) + (True,) * 10,
