@@ -169,7 +169,7 @@ def _pyplot():
 
 def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, row_titles=None,
               alpha: float = 0.6, ignore_index: int = 255, background: int | None = None,
-              legend: bool = True, path=None, cell_size: float = 2.0, dpi: int = 100):
+              legend: bool = True, instances=None, path=None, cell_size: float = 2.0, dpi: int = 100):
     """Draw a grid: one row per image, the image and then each label map overlaid on it.
 
     Parameters
@@ -183,7 +183,7 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
         Defaults to ``make_palette(K)``, K large enough for every value shown
         (so an instance map can be passed as a label map too).
     titles : sequence of str, optional
-        Column titles, ``1 + len(label_maps)`` of them (default "image", "labels 1", ...).
+        Column titles, one per column (default "image", "labels 1", ..., "instances").
     row_titles : sequence of str, optional
         One per row.
     alpha : float
@@ -192,6 +192,9 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
     background : int or None
         A class left untinted (None: tint every class, background too).
     legend : bool
+    instances : array of int, shape (N, H, W), optional
+        An instance map, drawn as a last column with ``colorize_instances``
+        (one random colour per instance; not in the legend).
     path : str or Path, optional
         Also save the figure there as a PNG.
     cell_size : float
@@ -213,9 +216,14 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
             raise ValueError(f"show_grid: expected label map {m} of shape (N, H, W) with N = {N} images, "
                              f"got shape {lab.shape}")
         maps.append(lab)
-    n_cols = 1 + len(maps)
+    if instances is not None:
+        instances = np.asarray(instances)
+        if instances.ndim != 3 or instances.shape[0] != N:
+            raise ValueError(f"show_grid: expected instances of shape (N, H, W) with N = {N} images, "
+                             f"got shape {instances.shape}")
+    n_cols = 1 + len(maps) + (instances is not None)
     if titles is not None and len(titles) != n_cols:
-        raise ValueError(f"show_grid: expected {n_cols} titles (the image and {len(maps)} label maps), "
+        raise ValueError(f"show_grid: expected {n_cols} titles (one per column), "
                          f"got {len(titles)}")
     if row_titles is not None and len(row_titles) != N:
         raise ValueError(f"show_grid: expected {N} row_titles, got {len(row_titles)}")
@@ -225,7 +233,8 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
         palette = make_palette(K)
     palette = np.asarray(palette, dtype=np.uint8)
     if titles is None:
-        titles = ["image"] + [f"labels {m + 1}" for m in range(len(maps))]
+        titles = (["image"] + [f"labels {m + 1}" for m in range(len(maps))]
+                  + (["instances"] if instances is not None else []))
 
     handles = []
     if legend and maps:
@@ -249,6 +258,8 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
         for m, lab in enumerate(maps):
             axes[i, m + 1].imshow(overlay(rgb, lab[i], palette, alpha, ignore_index, background),
                                   interpolation="nearest")
+        if instances is not None:
+            axes[i, -1].imshow(colorize_instances(instances[i]), interpolation="nearest")
         for j in range(n_cols):
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])

@@ -89,6 +89,11 @@ def test_show_grid_saves_a_png_with_a_legend(tmp_path):
             assert im.format == "PNG" and im.size[0] > 100
     finally:
         plt.close(fig)
+    fig = viz.show_grid(images, labels, instances=instances, class_names=SHAPES_CLASSES)
+    try:
+        assert len(fig.axes) == 9 and fig.axes[2].get_title() == "instances"
+    finally:
+        plt.close(fig)
 
 
 def test_show_grid_errors():
@@ -97,6 +102,8 @@ def test_show_grid_errors():
         viz.show_grid(images, np.zeros((3, 4, 4), int))
     with pytest.raises(ValueError, match="show_grid: expected 2 titles"):
         viz.show_grid(images, np.zeros((2, 4, 4), int), titles=["x"])
+    with pytest.raises(ValueError, match=r"show_grid: expected instances of shape \(N, H, W\) with N = 2"):
+        viz.show_grid(images, instances=np.zeros((4, 4), int))
     with pytest.raises(ValueError, match="show_grid: expected at least one image"):
         viz.show_grid([])
 
