@@ -151,7 +151,7 @@ def test_coins_is_read_from_the_bundled_file_without_network(monkeypatch):
 def test_digits_classification_shares_the_split(cache):
     tr = data.load_digits_classification("train")
     te = data.load_digits_classification("test")
-    assert tr.images.shape[1:] == (1, 24, 24) and tr.images.dtype == np.float32
+    assert tr.images.shape[1:] == (1, 32, 32) and tr.images.dtype == np.float32
     assert tr.targets.dtype == np.int64 and set(np.unique(tr.targets)) == set(range(10))
     assert len(tr.targets) + len(te.targets) + len(data.load_digits_classification("val").targets) == 1797
     assert tr.class_names == tuple(str(d) for d in range(10))
