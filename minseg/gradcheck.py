@@ -176,8 +176,9 @@ def check_backward(forward: Callable, backward: Callable, inputs, *, dy=None, se
         ``backward(dy, cache) -> grad`` or a tuple of grads, one per input
         in order (``None`` for an input with no gradient).
     inputs : dict name -> ndarray, or a sequence of ndarrays
-        Converted to float64 copies; the originals are never modified.
-        ``None`` entries (e.g. no bias) are passed through and not checked.
+        Float arrays are converted to float64 copies; the originals are never
+        modified. ``None`` entries (e.g. no bias) and integer arrays (indices,
+        labels) are passed through and not checked.
     dy : ndarray, optional
         Upstream gradient; a seeded standard normal of y's shape by default.
     seed : int
@@ -202,7 +203,9 @@ def check_backward(forward: Callable, backward: Callable, inputs, *, dy=None, se
         values = list(inputs)
         names = [f"input{i}" for i in range(len(values))]
     xp = get_array_module(*values)
-    values = [None if v is None else xp.array(v, dtype=np.float64) for v in values]  # float64 copies
+    # float inputs become float64 copies; integer inputs (indices, labels) pass through unchecked
+    values = [v if v is None or xp.asarray(v).dtype.kind != "f" else xp.array(v, dtype=np.float64)
+              for v in values]
 
     y, cache = forward(*values, **hyper)
     if dy is None:
@@ -218,7 +221,7 @@ def check_backward(forward: Callable, backward: Callable, inputs, *, dy=None, se
     hyper_txt = ", ".join(f"{k}={v!r}" for k, v in hyper.items())
     report = GradcheckReport(name or f"{getattr(forward, '__name__', 'op')}({hyper_txt})", rtol=rtol, atol=atol)
     for i, (n, v) in enumerate(zip(names, values)):
-        if v is None or i >= len(grads) or grads[i] is None or (wrt is not None and n not in wrt):
+        if v is None or v.dtype.kind != "f" or i >= len(grads) or grads[i] is None or (wrt is not None and n not in wrt):
             continue
 
         def f_i(x_i, i=i):
@@ -255,6 +258,31 @@ def builtin_cases() -> list:
                     "b": rng.standard_normal(C_out) if bias else None}
         return make
 
+    def tconv_inputs(C, C_out, groups, k, H, W):
+        def make(rng):  # transposed-conv weights are (C_in, C_out // groups, KH, KW)
+            return {"x": rng.standard_normal((2, C, H, W)), "w": rng.standard_normal((C, C_out // groups, *k)),
+                    "b": rng.standard_normal(C_out)}
+        return make
+
+    def tie_free(shape):
+        def make(rng):  # distinct values, so the max of every window is unique
+            return {"x": rng.permutation(int(np.prod(shape))).reshape(shape) / 10.0}
+        return make
+
+    def unpool_inputs(rng):
+        pooled, cache = ops.max_pool2d(rng.permutation(2 * 3 * 8 * 8).reshape(2, 3, 8, 8) / 10.0, 2)
+        return {"x": rng.standard_normal(pooled.shape), "indices": cache.indices}
+
+    def normal(*shapes, names=("x",)):
+        def make(rng):
+            return {n: rng.standard_normal(sh) for n, sh in zip(names, shapes)}
+        return make
+
+    def ce_inputs(rng):
+        target = rng.integers(0, 4, size=(2, 5, 6))
+        target[0, 0, :3] = 255  # ignored pixels
+        return {"logits": rng.standard_normal((2, 4, 5, 6)), "target": target}
+
     cases = [
         SuiteCase("conv2d 3x3", ops.conv2d, ops.conv2d_backward, conv_inputs(3, 4, 1), dict(padding=1)),
         SuiteCase("conv2d strided", ops.conv2d, ops.conv2d_backward, conv_inputs(3, 4, 1, (2, 3)),
@@ -265,6 +293,37 @@ def builtin_cases() -> list:
                   dict(groups=2)),
         SuiteCase("conv2d depthwise", ops.conv2d, ops.conv2d_backward, conv_inputs(3, 3, 3),
                   dict(padding=1, groups=3)),
+        SuiteCase("conv_transpose2d", ops.conv_transpose2d, ops.conv_transpose2d_backward,
+                  tconv_inputs(3, 4, 1, (4, 4), H=4, W=5), dict(stride=2, padding=1)),
+        SuiteCase("conv_transpose2d dilated", ops.conv_transpose2d, ops.conv_transpose2d_backward,
+                  tconv_inputs(4, 6, 2, (3, 3), H=4, W=4), dict(stride=3, padding=1, output_padding=2,
+                                                               dilation=2, groups=2)),
+        SuiteCase("max_pool2d", ops.max_pool2d, ops.max_pool2d_backward, tie_free((2, 3, 7, 8)),
+                  dict(kernel_size=3, stride=2, padding=1)),
+        SuiteCase("max_pool2d ceil dilated", ops.max_pool2d, ops.max_pool2d_backward, tie_free((1, 2, 9, 9)),
+                  dict(kernel_size=2, stride=2, dilation=2, ceil_mode=True)),
+        SuiteCase("max_unpool2d", ops.max_unpool2d, ops.max_unpool2d_backward, unpool_inputs, dict(kernel_size=2)),
+        SuiteCase("bed_of_nails_unpool", ops.bed_of_nails_unpool, ops.bed_of_nails_unpool_backward,
+                  normal((2, 3, 4, 5)), dict(stride=2)),
+        SuiteCase("upsample_nearest", ops.upsample_nearest, ops.upsample_nearest_backward,
+                  normal((2, 3, 4, 5)), dict(size=(7, 9))),
+        SuiteCase("bilinear", ops.bilinear_interpolate, ops.bilinear_interpolate_backward,
+                  normal((2, 3, 4, 5)), dict(size=(9, 7), align_corners=False)),
+        SuiteCase("bilinear align_corners", ops.bilinear_interpolate, ops.bilinear_interpolate_backward,
+                  normal((2, 3, 5, 4)), dict(scale_factor=1.5, align_corners=True)),
+        SuiteCase("global_avg_pool2d", ops.global_avg_pool2d, ops.global_avg_pool2d_backward, normal((2, 3, 4, 5))),
+        SuiteCase("broadcast_to_size", ops.broadcast_to_size, ops.broadcast_to_size_backward,
+                  normal((2, 3, 1, 1)), dict(size=(4, 5))),
+        SuiteCase("l2_normalize", ops.l2_normalize, ops.l2_normalize_backward, normal((2, 3, 4, 5))),
+        SuiteCase("relu", ops.relu, ops.relu_backward, normal((2, 3, 4, 5))),
+        SuiteCase("softmax", ops.softmax, ops.softmax_backward, normal((2, 4, 3, 3))),
+        SuiteCase("log_softmax", ops.log_softmax, ops.log_softmax_backward, normal((2, 4, 3, 3))),
+        SuiteCase("linear", ops.linear, ops.linear_backward,
+                  normal((3, 5), (4, 5), (4,), names=("x", "w", "b"))),
+        SuiteCase("batch_norm2d", ops.batch_norm2d, ops.batch_norm2d_backward,
+                  normal((3, 2, 4, 5), (2,), (2,), names=("x", "gamma", "beta"))),
+        SuiteCase("cross_entropy", ops.cross_entropy, ops.cross_entropy_backward, ce_inputs,
+                  dict(ignore_index=255)),
     ]
     return cases
 
