@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import to_numpy
-from .data import Compose, Dataset, RandomFlip, batches
+from .data import Compose, Dataset, RandomFlip, batches, progress
 from .metrics import SegmentationMetrics
 from .models import SegmentationModel, build_model
 from .ops import cross_entropy, cross_entropy_backward
@@ -123,19 +123,6 @@ class History:
     stopped_early: bool = False
 
 
-# --------------------------------------------------------------------------- progress
-
-def _progress(iterable, total, desc, enable):
-    """A ``tqdm.auto`` progress bar when tqdm is installed and ``enable``; else the iterable itself."""
-    if not enable:
-        return iterable
-    try:
-        from tqdm.auto import tqdm  # noqa: PLC0415  (optional dependency, the lessons extra)
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False)
-
-
 # --------------------------------------------------------------------------- training
 
 def _make_optimizer(model, cfg: TrainConfig):
@@ -202,7 +189,7 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
         model.train()
         losses = []
         batch_iter = batches(train_set, cfg.batch_size, shuffle=True, seed=(cfg.seed, epoch), transform=transform)
-        for batch in _progress(batch_iter, len(batch_iter), f"epoch {epoch}/{cfg.epochs}", cfg.progress):
+        for batch in progress(batch_iter, len(batch_iter), f"epoch {epoch}/{cfg.epochs}", cfg.progress):
             step += 1
             loss = train_step(model, optimizer, batch.images, batch.labels, train_set.ignore_index)
             if not math.isfinite(loss):
