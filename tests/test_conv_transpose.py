@@ -187,16 +187,21 @@ def test_float32_matches_torch_and_keeps_dtype(torch):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_large_batch_is_chunked_consistently():
-    """Batches larger than one column chunk give the same result as sample by sample."""
+def test_large_batch_is_chunked_consistently(monkeypatch):
+    """A batch split into several chunks gives the same result as sample by sample."""
+    import minseg.ops.conv_transpose as module
+
+    monkeypatch.setattr(module, "_CHUNK_BYTES", 150_000)  # a few samples per chunk here
     rng = np.random.default_rng(9)
-    x, w, b = _inputs(rng, 6, 16, 16, 20, 20, 4, 1, True)
-    y, cache = conv_transpose2d(x, w, b, stride=2, padding=1)
+    x, w, b = _inputs(rng, 7, 8, 8, 12, 11, 4, 2, True)
+    hyper = dict(stride=2, padding=1, groups=2)
+    assert 1 < module._chunk(7, 4 * 8 * 13 * 12 * 8) < 7
+    y, cache = conv_transpose2d(x, w, b, **hyper)
     dy = rng.standard_normal(y.shape)
     dx, dw, db = conv_transpose2d_backward(dy, cache)
     dw_sum = np.zeros_like(dw)
-    for n in range(6):
-        y_n, c_n = conv_transpose2d(x[n:n + 1], w, b, stride=2, padding=1)
+    for n in range(7):
+        y_n, c_n = conv_transpose2d(x[n:n + 1], w, b, **hyper)
         np.testing.assert_allclose(y[n:n + 1], y_n, rtol=1e-12, atol=1e-12)
         dx_n, dw_n, _ = conv_transpose2d_backward(dy[n:n + 1], c_n)
         np.testing.assert_allclose(dx[n:n + 1], dx_n, rtol=1e-12, atol=1e-12)

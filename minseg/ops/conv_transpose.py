@@ -7,12 +7,13 @@ transposed convolution multiplies by the transpose of that matrix:
 
     vec(conv_transpose2d(x, w)) = C.T @ vec(x)
 
-so every input pixel ``x[n, c, h, w]`` spreads a copy of the kernel, scaled by
+so every input pixel ``x[n, c, h, v]`` stamps a copy of the kernel, scaled by
 its value, onto the output, ``s`` pixels apart:
 
-    y[n, o, h*s_h - p_h + kh*d_h, w*s_w - p_w + kw*d_w] += x[n, c, h, w] * w[c, o - g*C_out_g, kh, kw]
+    y_pad[n, o, h*s_h + kh*d_h, v*s_w + kw*d_w] += x[n, c, h, v] * w[c, o - g*C_out_g, kh, kw]
 
-for ``c`` in group ``g`` (``o`` in the same group), plus ``b[o]``. Weights are
+for ``c`` in group ``g`` (``o`` in the same group); then ``y`` is ``y_pad``
+without ``p`` rows / columns on each side, plus ``b[o]``. Weights are
 ``(C_in, C_out // groups, KH, KW)``, PyTorch's ``torch.nn.ConvTranspose2d``
 layout. Output size per axis:
 
@@ -22,26 +23,39 @@ A strided convolution maps ``s`` different input sizes to the same output size;
 ``output_padding`` (which must be smaller than the stride or the dilation)
 picks which one the transposed convolution restores.
 
-How it is computed
-------------------
-Exactly as ``conv2d_backward`` computes ``dx``, with no zero insertion:
+How it is computed: output phases and shifted matrix products
+--------------------------------------------------------------
+Write a tap's offset as ``kh*d = q*s + phase`` (quotient and remainder by the
+stride). The tap writes input row ``h`` to output row ``s*(h + q) + phase``:
+every output row of one *phase* (row mod ``s``) receives whole input rows,
+*shifted* by ``q``. So per phase pair ``(a, b)`` the output is a plain sum of
+shifted images, one per tap:
 
-    cols = w_mat.T @ x_mat           (C_out*KH*KW, N*H*W)   one matrix product per group
-    y    = col2im(cols)              add every column onto the pixels its kernel covers
+    Z[a, b][m, l] = sum over taps with phases (a, b) of  w_tap.T @ x[m - q_h, l - q_w]
 
-and the backward pass is a convolution and its weight gradient:
+and ``y_pad[s*m + a, s*l + b] = Z[a, b][m, l]`` interleaves the ``s_h * s_w``
+phase images (a *pixel shuffle*: the transposed convolution is ``s^2`` small
+stride-1 convolutions, Shi et al. 2016). No zeros are inserted and nothing is
+unrolled:
 
-    dx = conv2d(dy, w)               = w_mat @ im2col(dy)
-    dw = x_mat @ im2col(dy).T        conv2d's weight gradient with the roles of x and dy swapped
-    db = sum of dy over (n, i, j)
+* the taps with the same shift ``(q_h, q_w)`` are stacked into one matrix, so
+  each shift is ONE matrix product ``(phases*C_out, C_in) @ (C_in, pixels)``;
+* the shifted image is a *slice* of ``x`` laid out on a zero-bordered grid
+  and flattened: shifting by ``(q_h, q_w)`` is an offset ``q_h*W_grid + q_w``
+  into the flat array, so the product reads ``x`` in place.
 
-Both passes go over the batch in chunks so the column buffer stays a few
-megabytes, like ``conv2d``; ``im2col`` and ``col2im`` come from ``conv``.
+The backward pass is the same walk in reverse (its adjoint): ``dy`` is split
+into the phase images (``D``), ``dx`` collects ``w_tap @ D`` at every shift,
+and ``dw`` for the taps of one shift is ``D @ x_shifted.T``, one product per
+shift. ``dx`` equals ``conv2d(dy, w)`` with the same hyper-parameters, the
+identity the tests check.
 
 References
 ----------
 V. Dumoulin and F. Visin, "A guide to convolution arithmetic for deep
 learning", arXiv:1603.07285, 2016, section 4 (transposed convolution arithmetic).
+W. Shi, J. Caballero, L. Theis et al., "Is the deconvolution layer the same as
+a convolutional layer?", arXiv:1609.07009, 2016 (the sub-pixel / phase view).
 M. D. Zeiler and R. Fergus, "Visualizing and Understanding Convolutional
 Networks", ECCV 2014; H. Noh, S. Hong, B. Han, "Learning Deconvolution Network
 for Semantic Segmentation", ICCV 2015 (DeconvNet).
@@ -58,17 +72,15 @@ from ..shapes import (
     check_ndim,
     check_nonnegative,
     check_positive,
-    conv_output_size,
     conv_transpose_output_size,
     pair,
 )
-from .conv import col2im, im2col
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache"]
 
-# Target size of one chunk of the column matrix: big enough for efficient
-# matrix products, small enough that the product's output is still in the
-# cache when col2im reads it back (a few megabytes of L2).
+# Target size of one chunk of phase images (the batch is processed in chunks):
+# big enough for efficient matrix products, small enough to stay in the cache
+# between the products that add into it and the shuffle that reads it.
 _CHUNK_BYTES = 4 * 2**20
 
 
@@ -138,31 +150,84 @@ def _check_conv_transpose_args(op, x, w, b, stride, padding, output_padding, dil
     return s, p, o, d, (H_out, W_out)
 
 
-def _chunk(n_total: int, bytes_per_sample: int) -> int:
-    """How many samples to process at once so a column chunk is about ``_CHUNK_BYTES``."""
-    return max(1, min(n_total, _CHUNK_BYTES // max(1, bytes_per_sample)))
+def _steps(start: int, count: int, step: int) -> slice:
+    """The slice ``start, start + step, ..., start + (count - 1) * step`` (count >= 1)."""
+    return slice(start, start + (count - 1) * step + 1, step)
 
 
-def _conv_size(H_out, W_out, w_shape, s, p, d):
-    """Output size ``(H_c, W_c)`` of the convolution whose transpose this is (its input is our output).
+class _AxisPlan(NamedTuple):
+    """How one axis of a transposed convolution splits into phases and shifts.
 
-    It equals the transposed convolution's input size ``(H, W)`` unless
-    ``output_padding >= stride`` (allowed when it is below the dilation): then
-    the convolution has extra outputs that the transposed convolution's input
-    does not cover, and they are treated as zeros.
+    Fields
+    ------
+    Q : int, the largest shift ``(k - 1) * d // s``; the phase images have ``n_in + Q`` rows
+    shifts : dict q -> (tap slice, phase slice): the taps ``k`` with ``k*d // s == q``
+        (consecutive) and their phases ``k*d % s`` (every ``d``-th phase)
+    rows : per phase ``a``, ``(output rows, phase-image rows)`` as two slices, or None
+        when no output row has that phase
+    covered : bool, False when some output rows lie past the phase images
+        (``output_padding >= stride``): those rows are zero (plus bias)
     """
-    _, _, KH, KW = w_shape
-    return conv_output_size(H_out, KH, s[0], p[0], d[0]), conv_output_size(W_out, KW, s[1], p[1], d[1])
+
+    Q: int
+    shifts: dict
+    rows: list
+    covered: bool
 
 
-def _pad_to(xp, x, H_c, W_c):
-    """``x`` with zero rows / columns appended so it is ``(N, C, H_c, W_c)`` (no copy when it already is)."""
-    N, C, H, W = x.shape
-    if (H, W) == (H_c, W_c):
-        return x
-    out = xp.zeros((N, C, H_c, W_c), dtype=x.dtype)
-    out[:, :, :H, :W] = x
-    return out
+def _axis_plan(n_in, n_out, kernel, stride, padding, dilation) -> _AxisPlan:
+    """Split one axis: tap ``k`` adds input row ``h`` to output row ``s*(h + q) + phase - p``."""
+    taps = {}
+    for k in range(kernel):
+        q, phase = divmod(k * dilation, stride)
+        taps.setdefault(q, []).append((k, phase))
+    shifts = {q: (slice(t[0][0], t[-1][0] + 1), slice(t[0][1], t[-1][1] + 1, dilation)) for q, t in taps.items()}
+    Q = (kernel - 1) * dilation // stride
+    n_grid = n_in + Q
+    rows, covered = [], True
+    for phase in range(stride):
+        first = (phase - padding) % stride          # first output row of this phase
+        m0 = (first + padding - phase) // stride    # its row in the phase image
+        count = len(range(first, n_out, stride))
+        on_grid = max(0, min(count, n_grid - m0))
+        covered = covered and on_grid == count
+        rows.append((_steps(first, on_grid, stride), slice(m0, m0 + on_grid)) if on_grid else None)
+    return _AxisPlan(Q, shifts, rows, covered)
+
+
+def _chunk(n_total: int, bytes_per_sample: int) -> int:
+    """Samples per chunk: about ``_CHUNK_BYTES`` of phase images, chunks of equal size."""
+    most = max(1, min(n_total, _CHUNK_BYTES // max(1, bytes_per_sample)))
+    n_chunks = -(-n_total // most)
+    return -(-n_total // n_chunks)
+
+
+def _grid(xp, x, G, Qh, Qw):
+    """``x`` (n, C, H, W) on the zero-bordered grid, flattened per group: (G, C/G, n*(H+Qh)*(W+Qw) + tail).
+
+    Each sample's image sits at rows ``Qh..``, columns ``Qw..`` of an
+    ``(H + Qh, W + Qw)`` plane. A shift ``(q_h, q_w)`` is then the flat slice
+    starting at ``(Qh - q_h)*(W + Qw) + (Qw - q_w)``: reads past a row's end
+    land in the next row's zero border, and the ``tail`` of zeros covers the last.
+    """
+    n, C, H, W = x.shape
+    Hg, Wg = H + Qh, W + Qw
+    M = n * Hg * Wg
+    grid = xp.zeros((G, C // G, M + Qh * Wg + Qw), dtype=x.dtype)
+    planes = grid[:, :, :M].reshape(G, C // G, n, Hg, Wg)           # a view of grid
+    planes[:, :, :, Qh:, Qw:] = x.reshape(n, G, C // G, H, W).transpose(1, 2, 0, 3, 4)
+    return grid
+
+
+def _shift_weights(w_g, kh, kw):
+    """The taps of one shift stacked for one product: (G, phases_h*phases_w*C_out/G, C_in/G).
+
+    ``w_g`` is ``w`` as (G, C_in/G, C_out/G, KH, KW); rows are ordered (phase_h, phase_w, o).
+    """
+    G, Ci_g, Co_g = w_g.shape[:3]
+    blk = w_g[:, :, :, kh, kw]                                     # (G, C_in/G, C_out/G, nh, nw)
+    nh, nw = blk.shape[3:]
+    return blk.transpose(0, 3, 4, 2, 1).reshape(G, nh * nw * Co_g, Ci_g), (nh, nw)
 
 
 # --------------------------------------------------------------------------- conv_transpose2d
@@ -203,9 +268,15 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
     TypeError
         Integer dtypes, mismatched dtypes, or NumPy and CuPy arrays mixed.
 
+    Notes
+    -----
+    Computed phase by phase with one matrix product per shift (see the module
+    docstring); no zeros are inserted and no column matrix is built.
+
     References
     ----------
     Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016, section 4.
+    Shi et al., "Is the deconvolution layer the same as a convolutional layer?", 2016.
     Noh, Hong & Han, "Learning Deconvolution Network for Semantic Segmentation", 2015.
     """
     op = "conv_transpose2d"
@@ -214,21 +285,31 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
     xp = get_array_module(x, w, b)
     N, C_in, H, W = x.shape
     _, Co_g, KH, KW = w.shape
-    G, Ci_g, K = groups, C_in // groups, KH * KW
-    C_out = Co_g * G
-    H_c, W_c = _conv_size(H_out, W_out, w.shape, s, p, d)
-    x_p = _pad_to(xp, x, H_c, W_c)                                # (N, C_in, H_c, W_c)
-    L = H_c * W_c
-    w_gT = w.reshape(G, Ci_g, Co_g * K).transpose(0, 2, 1)       # (G, C_out/G*KH*KW, C_in/G)
-    y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
-    nc = _chunk(N, C_out * K * L * x.itemsize)
-    buf = xp.empty((G, Co_g * K, nc * L), dtype=x.dtype)
+    G, C_out = groups, Co_g * groups
+    ph, pw = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
+    Hg, Wg = H + ph.Q, W + pw.Q                                    # phase-image size
+    w_g = w.reshape(G, C_in // G, Co_g, KH, KW)                    # (G, C_in/G, C_out/G, KH, KW)
+    covered = ph.covered and pw.covered
+    y = (xp.empty if covered else xp.zeros)((N, C_out, H_out, W_out), dtype=x.dtype)
+    nc = _chunk(N, s[0] * s[1] * C_out * Hg * Wg * x.itemsize)
     for n0 in range(0, N, nc):
-        n1 = min(N, n0 + nc)
-        n = n1 - n0
-        x_c = x_p[n0:n1].transpose(1, 0, 2, 3).reshape(G, Ci_g, n * L)  # (G, C_in/G, n*H*W), a copy
-        cols = xp.matmul(w_gT, x_c, out=buf[:, :, :n * L])             # (G, C_out/G*KH*KW, n*H*W)
-        col2im(cols.reshape(C_out * K, n * L), (n, C_out, H_out, W_out), (KH, KW), s, p, d, out=y[n0:n1])
+        n = min(N, n0 + nc) - n0
+        M = n * Hg * Wg
+        grid = _grid(xp, x[n0:n0 + n], G, ph.Q, pw.Q)              # (G, C_in/G, M + tail)
+        Z = xp.zeros((G, s[0], s[1], Co_g, M), dtype=x.dtype)     # the phase images, flattened
+        for qh, (kh, phase_h) in ph.shifts.items():
+            for qw, (kw, phase_w) in pw.shifts.items():
+                w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)    # (G, nh*nw*C_out/G, C_in/G)
+                start = (ph.Q - qh) * Wg + (pw.Q - qw)             # the shift, as a flat offset
+                z = xp.matmul(w_shift, grid[:, :, start:start + M])  # (G, nh*nw*C_out/G, M)
+                Z[:, phase_h, phase_w] += z.reshape(G, nh, nw, Co_g, M)
+        # pixel shuffle: y_pad[s*m + a, s*l + b] = Z[a, b][m, l], cropped by the padding
+        Z = Z.reshape(G, s[0], s[1], Co_g, n, Hg, Wg)
+        y_g = y[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...), a view
+        for a, rows in enumerate(ph.rows):
+            for c, cols in enumerate(pw.rows):
+                if rows is not None and cols is not None:
+                    y_g[:, :, :, rows[0], cols[0]] = Z[:, a, c, :, :, rows[1], cols[1]]
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y, ConvTranspose2dCache(x=x, w=w, has_bias=b is not None, stride=s, padding=p,
@@ -251,7 +332,8 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
         ``conv2d(dy, w)`` with the same stride, padding, dilation and groups:
         ``C @ vec(dy)``, the transpose of the forward's ``C.T``.
     dw : ndarray, shape (C_in, C_out // groups, KH, KW)
-        ``x_mat @ im2col(dy).T`` per group.
+        ``dw[c, o, kh, kw] = sum over n, h, v of x[n, c, h, v] * dy_pad[n, o, h*s + kh*d, v*s + kw*d]``:
+        for the taps of one shift, one product of ``x`` shifted with ``dy``'s phase images.
     db : ndarray of shape (C_out,), or None when the forward had no bias
         ``sum over n, i, j of dy``.
 
@@ -263,33 +345,44 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     x, w, has_bias, s, p, o, d, G = cache
     N, C_in, H, W = x.shape
     _, Co_g, KH, KW = w.shape
-    C_out, Ci_g, K = Co_g * G, C_in // G, KH * KW
+    C_out, Ci_g = Co_g * G, C_in // G
     check_ndim(dy, 4, "dy", op, "N, C_out, H_out, W_out")
     H_out = conv_transpose_output_size(H, KH, s[0], p[0], o[0], d[0])
     W_out = conv_transpose_output_size(W, KW, s[1], p[1], o[1], d[1])
     if tuple(dy.shape) != (N, C_out, H_out, W_out):
         raise ValueError(f"{op}: expected dy of shape {(N, C_out, H_out, W_out)}, got shape {tuple(dy.shape)}")
     xp = get_array_module(dy, x)
-    H_c, W_c = _conv_size(H_out, W_out, w.shape, s, p, d)
-    x_p = _pad_to(xp, x, H_c, W_c)                                # (N, C_in, H_c, W_c)
-    L = H_c * W_c
-    w_g = w.reshape(G, Ci_g, Co_g * K)                            # (G, C_in/G, C_out/G*KH*KW)
-    dw_t = xp.zeros((G, Co_g * K, Ci_g), dtype=x.dtype)          # dw transposed, see below
-    dx = xp.empty((N, C_in, H_c, W_c), dtype=x.dtype)
-    nc = _chunk(N, C_out * K * L * x.itemsize)
-    buf = xp.empty((C_out * K, nc * L), dtype=x.dtype)
+    ph, pw = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
+    Hg, Wg = H + ph.Q, W + pw.Q
+    w_g = w.reshape(G, Ci_g, Co_g, KH, KW)                         # (G, C_in/G, C_out/G, KH, KW)
+    dw = xp.zeros((G, Ci_g, Co_g, KH, KW), dtype=x.dtype)
+    dx = xp.empty((N, C_in, H, W), dtype=x.dtype)
+    nc = _chunk(N, s[0] * s[1] * C_out * Hg * Wg * x.itemsize)
     for n0 in range(0, N, nc):
-        n1 = min(N, n0 + nc)
-        n = n1 - n0
-        cols = im2col(dy[n0:n1], (KH, KW), s, p, d, out=buf[:, :n * L]).reshape(G, Co_g * K, n * L)
-        x_c = x_p[n0:n1].transpose(1, 0, 2, 3).reshape(G, Ci_g, n * L)  # (G, C_in/G, n*H*W), a copy
-        # dw = x_c @ cols.T per group; computed as its transpose cols @ x_c.T, the orientation
-        # in which BLAS keeps the long n*H*W axis as the reduction of a tall matrix (several times faster)
-        dw_t += xp.matmul(cols, x_c.transpose(0, 2, 1))                # (G, C_out/G*KH*KW, C_in/G)
-        dx_c = xp.matmul(w_g, cols)                                    # (G, C_in/G, n*H*W)
-        dx[n0:n1] = dx_c.reshape(C_in, n, H_c, W_c).transpose(1, 0, 2, 3)  # (n, C_in, H_c, W_c)
+        n = min(N, n0 + nc) - n0
+        M = n * Hg * Wg
+        # the adjoint of the pixel shuffle: dy split into phase images (zero where no output row lands)
+        D = xp.zeros((G, s[0], s[1], Co_g, n, Hg, Wg), dtype=x.dtype)
+        dy_g = dy[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...)
+        for a, rows in enumerate(ph.rows):
+            for c, cols in enumerate(pw.rows):
+                if rows is not None and cols is not None:
+                    D[:, a, c, :, :, rows[1], cols[1]] = dy_g[:, :, :, rows[0], cols[0]]
+        D = D.reshape(G, s[0], s[1], Co_g, M)
+        grid = _grid(xp, x[n0:n0 + n], G, ph.Q, pw.Q)              # (G, C_in/G, M + tail)
+        d_grid = xp.zeros_like(grid)
+        for qh, (kh, phase_h) in ph.shifts.items():
+            for qw, (kw, phase_w) in pw.shifts.items():
+                w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)    # (G, nh*nw*C_out/G, C_in/G)
+                start = (ph.Q - qh) * Wg + (pw.Q - qw)
+                x_shift = grid[:, :, start:start + M]              # (G, C_in/G, M), a view
+                D_shift = D[:, phase_h, phase_w].reshape(G, nh * nw * Co_g, M)
+                d_grid[:, :, start:start + M] += xp.matmul(w_shift.transpose(0, 2, 1), D_shift)
+                # dw of these taps = x_shift @ D_shift.T, computed as its transpose: BLAS is much
+                # faster with the long pixel axis as the reduction of a tall matrix
+                dw_t = xp.matmul(D_shift, x_shift.transpose(0, 2, 1))  # (G, nh*nw*C_out/G, C_in/G)
+                dw[:, :, :, kh, kw] += dw_t.reshape(G, nh, nw, Co_g, Ci_g).transpose(0, 4, 3, 1, 2)
+        planes = d_grid[:, :, :M].reshape(G, Ci_g, n, Hg, Wg)[:, :, :, ph.Q:, pw.Q:]  # (G, C_in/G, n, H, W)
+        dx[n0:n0 + n] = planes.transpose(2, 0, 1, 3, 4).reshape(n, C_in, H, W)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    if (H_c, W_c) != (H, W):
-        dx = xp.ascontiguousarray(dx[:, :, :H, :W])  # the convolution's extra outputs have no input to go to
-    dw = dw_t.transpose(0, 2, 1).reshape(w.shape)                  # (C_in, C_out/G, KH, KW)
-    return dx, dw, db
+    return dx, dw.reshape(w.shape), db

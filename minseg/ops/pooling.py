@@ -277,7 +277,9 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache):
     dx : ndarray, shape (N, C, H, W)
         ``dx[n, c].flat[indices[n, c, i, j]] += dy[n, c, i, j]``: overlapping
         windows that share a maximum add their gradients (``scatter_add_flat``).
-        Windows that lie entirely in the padding have no pixel and send nothing.
+        Windows that lie entirely in the padding have no pixel and send
+        nothing (their output is a constant ``-inf``); PyTorch instead adds
+        their gradient at the index it reported, which lies outside the plane.
     """
     op = "max_pool2d_backward"
     (N, C, H, W), indices, (KH, KW), s, p, d, _ = cache
