@@ -44,11 +44,14 @@ unrolled:
   and flattened: shifting by ``(q_h, q_w)`` is an offset ``q_h*W_grid + q_w``
   into the flat array, so the product reads ``x`` in place.
 
-The backward pass is the same walk in reverse (its adjoint): ``dy`` is split
-into the phase images (``D``), ``dx`` collects ``w_tap @ D`` at every shift,
-and ``dw`` for the taps of one shift is ``D @ x_shifted.T``, one product per
-shift. ``dx`` equals ``conv2d(dy, w)`` with the same hyper-parameters, the
-identity the tests check.
+The backward pass is a convolution: ``dx = conv2d(dy, w)`` with the same
+stride, padding, dilation and groups, computed like ``conv2d`` itself, by
+unrolling ``dy`` once (``im2col``) and two matrix products:
+
+    cols = im2col(dy)                (C_out*KH*KW, N*H*W)
+    dx   = w_mat @ cols              (C_in, N*H*W)            per group
+    dw   = x_mat @ cols.T            (C_in, C_out*KH*KW)      per group
+    db   = sum of dy over (n, i, j)
 
 References
 ----------
@@ -72,15 +75,18 @@ from ..shapes import (
     check_ndim,
     check_nonnegative,
     check_positive,
+    conv_output_size,
     conv_transpose_output_size,
     pair,
 )
+from .conv import im2col
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache"]
 
-# Target size of one chunk of phase images (the batch is processed in chunks):
-# big enough for efficient matrix products, small enough to stay in the cache
-# between the products that add into it and the shuffle that reads it.
+# Target size of one chunk of the phase images (forward) or of the column
+# matrix (backward), over the batch: big enough for efficient matrix products,
+# small enough to stay in the cache between the product that writes it and
+# the pass that reads it.
 _CHUNK_BYTES = 4 * 2**20
 
 
@@ -196,10 +202,25 @@ def _axis_plan(n_in, n_out, kernel, stride, padding, dilation) -> _AxisPlan:
 
 
 def _chunk(n_total: int, bytes_per_sample: int) -> int:
-    """Samples per chunk: about ``_CHUNK_BYTES`` of phase images, chunks of equal size."""
+    """Samples per chunk: about ``_CHUNK_BYTES`` per chunk, the chunks as equal as possible."""
     most = max(1, min(n_total, _CHUNK_BYTES // max(1, bytes_per_sample)))
     n_chunks = -(-n_total // most)
     return -(-n_total // n_chunks)
+
+
+def _pad_to(xp, a, H_c, W_c):
+    """``a`` (..., H, W) with zero rows / columns appended to (..., H_c, W_c); ``a`` itself when no padding is needed.
+
+    The convolution of ``dy`` has more outputs than ``x`` has pixels only when
+    ``output_padding >= stride`` (allowed below the dilation); those extra
+    outputs pair with zeros.
+    """
+    H, W = a.shape[-2:]
+    if (H, W) == (H_c, W_c):
+        return a
+    out = xp.zeros(a.shape[:-2] + (H_c, W_c), dtype=a.dtype)
+    out[..., :H, :W] = a
+    return out
 
 
 def _grid(xp, x, G, Qh, Qw):
@@ -330,10 +351,10 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     -------
     dx : ndarray, shape (N, C_in, H, W)
         ``conv2d(dy, w)`` with the same stride, padding, dilation and groups:
-        ``C @ vec(dy)``, the transpose of the forward's ``C.T``.
+        ``C @ vec(dy)``, the transpose of the forward's ``C.T``; ``w_mat @ im2col(dy)`` per group.
     dw : ndarray, shape (C_in, C_out // groups, KH, KW)
-        ``dw[c, o, kh, kw] = sum over n, h, v of x[n, c, h, v] * dy_pad[n, o, h*s + kh*d, v*s + kw*d]``:
-        for the taps of one shift, one product of ``x`` shifted with ``dy``'s phase images.
+        ``dw[c, o, kh, kw] = sum over n, h, v of x[n, c, h, v] * dy_pad[n, o, h*s + kh*d, v*s + kw*d]``,
+        ``x_mat @ im2col(dy).T`` per group (conv2d's weight gradient with x and dy swapped).
     db : ndarray of shape (C_out,), or None when the forward had no bias
         ``sum over n, i, j of dy``.
 
@@ -345,44 +366,32 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     x, w, has_bias, s, p, o, d, G = cache
     N, C_in, H, W = x.shape
     _, Co_g, KH, KW = w.shape
-    C_out, Ci_g = Co_g * G, C_in // G
+    C_out, Ci_g, K = Co_g * G, C_in // G, KH * KW
     check_ndim(dy, 4, "dy", op, "N, C_out, H_out, W_out")
     H_out = conv_transpose_output_size(H, KH, s[0], p[0], o[0], d[0])
     W_out = conv_transpose_output_size(W, KW, s[1], p[1], o[1], d[1])
     if tuple(dy.shape) != (N, C_out, H_out, W_out):
         raise ValueError(f"{op}: expected dy of shape {(N, C_out, H_out, W_out)}, got shape {tuple(dy.shape)}")
     xp = get_array_module(dy, x)
-    ph, pw = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
-    Hg, Wg = H + ph.Q, W + pw.Q
-    w_g = w.reshape(G, Ci_g, Co_g, KH, KW)                         # (G, C_in/G, C_out/G, KH, KW)
-    dw = xp.zeros((G, Ci_g, Co_g, KH, KW), dtype=x.dtype)
-    dx = xp.empty((N, C_in, H, W), dtype=x.dtype)
-    nc = _chunk(N, s[0] * s[1] * C_out * Hg * Wg * x.itemsize)
+    # the convolution of dy has (H_c, W_c) outputs: (H, W), or more when output_padding >= stride
+    H_c, W_c = conv_output_size(H_out, KH, s[0], p[0], d[0]), conv_output_size(W_out, KW, s[1], p[1], d[1])
+    L = H_c * W_c
+    w_g = w.reshape(G, Ci_g, Co_g * K)                            # (G, C_in/G, C_out/G*KH*KW)
+    dw_t = xp.zeros((G, Co_g * K, Ci_g), dtype=x.dtype)          # dw transposed, see below
+    dx = xp.empty((N, C_in, H_c, W_c), dtype=x.dtype)
+    nc = _chunk(N, C_out * K * L * x.itemsize)
+    buf = xp.empty((C_out * K, nc * L), dtype=x.dtype)
     for n0 in range(0, N, nc):
         n = min(N, n0 + nc) - n0
-        M = n * Hg * Wg
-        # the adjoint of the pixel shuffle: dy split into phase images (zero where no output row lands)
-        D = xp.zeros((G, s[0], s[1], Co_g, n, Hg, Wg), dtype=x.dtype)
-        dy_g = dy[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...)
-        for a, rows in enumerate(ph.rows):
-            for c, cols in enumerate(pw.rows):
-                if rows is not None and cols is not None:
-                    D[:, a, c, :, :, rows[1], cols[1]] = dy_g[:, :, :, rows[0], cols[0]]
-        D = D.reshape(G, s[0], s[1], Co_g, M)
-        grid = _grid(xp, x[n0:n0 + n], G, ph.Q, pw.Q)              # (G, C_in/G, M + tail)
-        d_grid = xp.zeros_like(grid)
-        for qh, (kh, phase_h) in ph.shifts.items():
-            for qw, (kw, phase_w) in pw.shifts.items():
-                w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)    # (G, nh*nw*C_out/G, C_in/G)
-                start = (ph.Q - qh) * Wg + (pw.Q - qw)
-                x_shift = grid[:, :, start:start + M]              # (G, C_in/G, M), a view
-                D_shift = D[:, phase_h, phase_w].reshape(G, nh * nw * Co_g, M)
-                d_grid[:, :, start:start + M] += xp.matmul(w_shift.transpose(0, 2, 1), D_shift)
-                # dw of these taps = x_shift @ D_shift.T, computed as its transpose: BLAS is much
-                # faster with the long pixel axis as the reduction of a tall matrix
-                dw_t = xp.matmul(D_shift, x_shift.transpose(0, 2, 1))  # (G, nh*nw*C_out/G, C_in/G)
-                dw[:, :, :, kh, kw] += dw_t.reshape(G, nh, nw, Co_g, Ci_g).transpose(0, 4, 3, 1, 2)
-        planes = d_grid[:, :, :M].reshape(G, Ci_g, n, Hg, Wg)[:, :, :, ph.Q:, pw.Q:]  # (G, C_in/G, n, H, W)
-        dx[n0:n0 + n] = planes.transpose(2, 0, 1, 3, 4).reshape(n, C_in, H, W)
+        cols = im2col(dy[n0:n0 + n], (KH, KW), s, p, d, out=buf[:, :n * L]).reshape(G, Co_g * K, n * L)
+        x_c = _pad_to(xp, x[n0:n0 + n].transpose(1, 0, 2, 3), H_c, W_c)  # (C_in, n, H_c, W_c)
+        x_c = x_c.reshape(G, Ci_g, n * L)                                  # (G, C_in/G, n*H_c*W_c), a copy
+        # dw = x_c @ cols.T per group, computed as its transpose cols @ x_c.T: BLAS is much
+        # faster with the long pixel axis as the reduction of a tall matrix
+        dw_t += xp.matmul(cols, x_c.transpose(0, 2, 1))                # (G, C_out/G*KH*KW, C_in/G)
+        dx_c = xp.matmul(w_g, cols)                                    # (G, C_in/G, n*H_c*W_c)
+        dx[n0:n0 + n] = dx_c.reshape(C_in, n, H_c, W_c).transpose(1, 0, 2, 3)  # (n, C_in, H_c, W_c)
+    if (H_c, W_c) != (H, W):
+        dx = xp.ascontiguousarray(dx[:, :, :H, :W])
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    return dx, dw.reshape(w.shape), db
+    return dx, dw_t.transpose(0, 2, 1).reshape(w.shape), db
