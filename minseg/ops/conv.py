@@ -31,6 +31,12 @@ index arrays, and the batch is processed in chunks so the column buffer stays
 a few megabytes: it is the only large temporary, and it is recomputed in the
 backward pass rather than kept in the cache.
 
+At stride 1 (most convolutions) ``conv2d`` unrolls "wide rows" instead (see
+``_wide_im2col`` and ``_use_wide_rows``): the input is zero-padded once and the output is computed
+on rows as wide as the padded input, which turns every copy of im2col and
+every addition of col2im into one long contiguous run of memory (about twice
+as fast as the strided slices); the few extra outputs per row are dropped.
+
 References
 ----------
 V. Dumoulin and F. Visin, "A guide to convolution arithmetic for deep
@@ -207,6 +213,71 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1, *, out=N
     return out
 
 
+# --------------------------------------------------------------------------- stride 1: "wide rows"
+#
+# At stride 1, tap (kh, kw) of output pixel (i, j) reads the padded input at row i + kh*d_h and
+# column j + kw*d_w. Flatten each padded image (Hp, Wp) = (H + 2 p_h, W + 2 p_w) row after row:
+# that pixel is x_flat[q + start] with q = i*Wp + j and start = kh*d_h*Wp + kw*d_w. If the output
+# is computed at *every* q = 0, 1, ..., H_out*Wp - 1, i.e. on rows Wp wide instead of W_out wide,
+# then one tap's row of the column matrix is the single contiguous slice
+#
+#     x_flat[start : start + H_out*Wp]
+#
+# The Wp - W_out extra outputs at the end of each row read pixels wrapped around from the next row:
+# they are meaningless and dropped from y, and in the backward pass their gradient is set to zero,
+# so they add exactly nothing to dx or dw. One extra zero row below the padded image keeps the
+# slice of the last tap inside the image.
+
+def _wide_rows(x, padding):
+    """Zero-pad ``x`` for the wide-row unrolling and flatten each image.
+
+    Returns ``(N, C, (H + 2 p_h + 1) * (W + 2 p_w))``: ``x`` at rows ``p_h ...`` and columns
+    ``p_w ...`` of a zero image ``(H + 2 p_h + 1, W + 2 p_w)`` (padding, plus one extra zero row).
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    ph, pw = padding
+    x_pad = xp.zeros((N, C, H + 2 * ph + 1, W + 2 * pw), dtype=x.dtype)
+    x_pad[:, :, ph:ph + H, pw:pw + W] = x
+    return x_pad.reshape(N, C, -1)  # (N, C, (Hp+1)*Wp)
+
+
+def _wide_im2col(x_rows, kernel_size, dilation, row, H_out, out):
+    """im2col at stride 1 on wide rows: ``out[(c, kh, kw), (n, q)] = x_rows[n, c, q + kh*d_h*row + kw*d_w]``.
+
+    x_rows : (n, C, F) from ``_wide_rows``; ``row`` is its padded width Wp.
+    out : (C*KH*KW, n*H_out*row), written; one contiguous copy per (tap, channel, sample).
+    """
+    (KH, KW), (dh, dw) = kernel_size, dilation
+    n, C, _ = x_rows.shape
+    L = H_out * row
+    cols = out.reshape(C, KH, KW, n, L)  # (C, KH, KW, n, H_out*Wp), a view of out
+    x_t = x_rows.transpose(1, 0, 2)  # (C, n, F), a view
+    for kh in range(KH):
+        for kw in range(KW):
+            start = kh * dh * row + kw * dw
+            cols[:, kh, kw] = x_t[:, :, start:start + L]
+    return out
+
+
+def _wide_col2im(cols, kernel_size, dilation, row, H_out, out):
+    """The adjoint of ``_wide_im2col``: ``out[n, c, q + kh*d_h*row + kw*d_w] += cols[(c, kh, kw), (n, q)]``.
+
+    out : (n, C, F) wide rows, *accumulated into* (start from zeros).
+    """
+    (KH, KW), (dh, dw) = kernel_size, dilation
+    n, C, _ = out.shape
+    L = H_out * row
+    cols5 = cols.reshape(C, KH, KW, n, L)  # (C, KH, KW, n, H_out*Wp)
+    out_t = out.transpose(1, 0, 2)  # (C, n, F), a view
+    for kh in range(KH):
+        for kw in range(KW):
+            start = kh * dh * row + kw * dw
+            # within one tap the slice touches each element once: a plain += is exact here
+            out_t[:, :, start:start + L] += cols5[:, kh, kw]
+    return out
+
+
 # --------------------------------------------------------------------------- conv2d
 
 def _check_conv_args(op, x, w, b, stride, padding, dilation, groups):
@@ -242,6 +313,24 @@ def _check_conv_args(op, x, w, b, stride, padding, dilation, groups):
 def _chunk(n_total: int, bytes_per_sample: int) -> int:
     """How many samples to process at once so a column chunk is about ``_CHUNK_BYTES``."""
     return max(1, min(n_total, _CHUNK_BYTES // max(1, bytes_per_sample)))
+
+
+def _use_wide_rows(stride, K, C_out) -> bool:
+    """Whether to unroll wide rows (``_wide_im2col``): at stride 1, when the columns are at least as tall as the output.
+
+    Wide rows make the K = C*KH*KW rows of columns cheaper to build and to add back, but the
+    C_out rows of the output and of its gradient are then copied out of (and into) rows with
+    a few extra entries at the end, which is slower than a plain transpose: a net gain only
+    when K >= C_out (every 3x3 convolution that does not widen the channels more than 9x).
+    """
+    return stride == (1, 1) and K >= C_out
+
+
+def _unroll(x_src, kernel_size, stride, padding, dilation, wide, row, H_out, out):
+    """The column matrix of a chunk: wide rows (``x_src`` from ``_wide_rows``), or ``im2col(x)``."""
+    if wide:
+        return _wide_im2col(x_src, kernel_size, dilation, row, H_out, out)
+    return im2col(x_src, kernel_size, stride, padding, dilation, out=out)
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
@@ -286,16 +375,21 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     N, C, H, W = x.shape
     C_out, C_g, KH, KW = w.shape
     G, Co_g, K = groups, C_out // groups, C_g * KH * KW
-    L = H_out * W_out
+    wide = _use_wide_rows(s, C * KH * KW, C_out)
+    R = W + 2 * p[1] if wide else W_out  # width of an output row in the columns
+    L = H_out * R
+    x_src = _wide_rows(x, p) if wide else x
     w_g = w.reshape(G, Co_g, K)  # (G, C_out/G, C_g*KH*KW)
     y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
     nc = _chunk(N, C * KH * KW * L * x.itemsize)
     buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
     for n0 in range(0, N, nc):
         n1 = min(N, n0 + nc)
-        cols = im2col(x[n0:n1], (KH, KW), s, p, d, out=buf[:, :(n1 - n0) * L])  # (C*KH*KW, n*L)
-        y_c = xp.matmul(w_g, cols.reshape(G, K, (n1 - n0) * L))  # (G, C_out/G, n*L)
-        y[n0:n1] = y_c.reshape(C_out, n1 - n0, H_out, W_out).transpose(1, 0, 2, 3)  # (n, C_out, H_out, W_out)
+        n = n1 - n0
+        cols = _unroll(x_src[n0:n1], (KH, KW), s, p, d, wide, R, H_out, out=buf[:, :n * L])  # (C*KH*KW, n*L)
+        y_c = xp.matmul(w_g, cols.reshape(G, K, n * L))  # (G, C_out/G, n*L)
+        y_c = y_c.reshape(C_out, n, H_out, R)[..., :W_out]  # (C_out, n, H_out, W_out), extra outputs dropped
+        y[n0:n1] = y_c.transpose(1, 0, 2, 3)  # (n, C_out, H_out, W_out)
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y, Conv2dCache(x, w, b is not None, s, p, d, groups)
@@ -333,23 +427,37 @@ def conv2d_backward(dy, cache: Conv2dCache):
     if tuple(dy.shape) != (N, C_out, H_out, W_out):
         raise ValueError(f"{op}: expected dy of shape {(N, C_out, H_out, W_out)}, got shape {tuple(dy.shape)}")
     xp = get_array_module(dy, x)
-    Co_g, K, L = C_out // G, C_g * KH * KW, H_out * W_out
+    Co_g, K = C_out // G, C_g * KH * KW
+    wide = _use_wide_rows(s, C * KH * KW, C_out)  # as the forward pass did
+    R = W + 2 * p[1] if wide else W_out  # width of an output row in the columns
+    L = H_out * R
+    x_src = _wide_rows(x, p) if wide else x
     w_g = w.reshape(G, Co_g, K)  # (G, C_out/G, C_g*KH*KW)
     w_gT = w_g.transpose(0, 2, 1)  # (G, C_g*KH*KW, C_out/G)
     dw_t = xp.zeros((G, K, Co_g), dtype=x.dtype)  # dw transposed, see below
-    dx = xp.empty_like(x)
+    dx_acc = xp.zeros_like(x_src) if wide else xp.empty_like(x)  # wide: (N, C, (Hp+1)*Wp), summed into
     nc = _chunk(N, C * KH * KW * L * x.itemsize)
     buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
     for n0 in range(0, N, nc):
         n1 = min(N, n0 + nc)
         n = n1 - n0
-        dy_c = dy[n0:n1].transpose(1, 0, 2, 3).reshape(G, Co_g, n * L)  # (G, C_out/G, n*L), a copy
-        cols = im2col(x[n0:n1], (KH, KW), s, p, d, out=buf[:, :n * L]).reshape(G, K, n * L)  # (G, K, n*L)
+        dy_c = xp.empty((C_out, n, H_out, R), dtype=x.dtype)
+        dy_c[..., :W_out] = dy[n0:n1].transpose(1, 0, 2, 3)
+        dy_c[..., W_out:] = 0  # the extra outputs of wide rows get no gradient
+        dy_c = dy_c.reshape(G, Co_g, n * L)  # (G, C_out/G, n*L)
+        cols = _unroll(x_src[n0:n1], (KH, KW), s, p, d, wide, R, H_out, out=buf[:, :n * L]).reshape(G, K, n * L)
         # dw = dy_c @ cols.T, computed as its transpose cols @ dy_c.T: with the long n*L axis as the
         # reduction of a tall matrix, BLAS runs this several times faster when C_out is small
         dw_t += xp.matmul(cols, dy_c.transpose(0, 2, 1))  # (G, K, C_out/G)
-        dcols = xp.matmul(w_gT, dy_c, out=cols)  # (G, K, n*L), reusing the column buffer
-        col2im(dcols.reshape(C * KH * KW, n * L), (n, C, H, W), (KH, KW), s, p, d, out=dx[n0:n1])
+        dcols = xp.matmul(w_gT, dy_c, out=cols).reshape(C * KH * KW, n * L)  # reusing the column buffer
+        if wide:
+            _wide_col2im(dcols, (KH, KW), d, R, H_out, out=dx_acc[n0:n1])
+        else:
+            col2im(dcols, (n, C, H, W), (KH, KW), s, p, d, out=dx_acc[n0:n1])
+    if wide:  # crop the padding off: (N, C, Hp+1, Wp) -> (N, C, H, W)
+        dx = xp.ascontiguousarray(dx_acc.reshape(N, C, -1, R)[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
+    else:
+        dx = dx_acc
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     dw = xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w.shape)  # (C_out, C_g, KH, KW)
     return dx, dw, db
