@@ -69,6 +69,13 @@ def _channel_sum(a):
     return a.reshape(N, C, -1).sum(axis=2).sum(axis=0)  # (N, C, H*W) -> (N, C) -> (C,)
 
 
+def _channel_dot(a, b):
+    """``sum over N, H, W of a * b`` for two (N, C, H, W) arrays -> (C,), without materialising ``a * b``."""
+    N, C = a.shape[:2]
+    xp = get_array_module(a, b)
+    return xp.einsum("ncl,ncl->nc", a.reshape(N, C, -1), b.reshape(N, C, -1)).sum(axis=0)  # (N, C) -> (C,)
+
+
 def _check_channel_vec(op, v, name, C, dtype):
     if v is None:
         return
@@ -127,7 +134,7 @@ def batch_norm2d(x, gamma=None, beta=None, *, running_mean=None, running_var=Non
                              f"got input of shape {tuple(x.shape)}")
         mean = _channel_sum(x) / M  # (C,)
         xc = x - mean.reshape(1, C, 1, 1)  # (N, C, H, W)
-        var = _channel_sum(xc * xc) / M  # (C,) biased
+        var = _channel_dot(xc, xc) / M  # (C,) biased
         inv_std = 1.0 / xp.sqrt(var + eps)  # (C,)
         xhat = xc
         xhat *= inv_std.reshape(1, C, 1, 1)
@@ -173,7 +180,7 @@ def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
     N, C, H, W = dy.shape
     M = N * H * W
     sum_dy = _channel_sum(dy)  # (C,)
-    sum_dy_xhat = _channel_sum(dy * xhat)  # (C,)
+    sum_dy_xhat = _channel_dot(dy, xhat)  # (C,)
     dbeta = sum_dy if has_beta else None
     dgamma = sum_dy_xhat if gamma is not None else None
     scale = inv_std if gamma is None else gamma * inv_std  # (C,), d y / d xhat * d xhat / d x
