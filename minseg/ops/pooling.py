@@ -132,13 +132,14 @@ def _arg_dtype(xp, kernel: int):
     return xp.int8 if kernel <= 127 else xp.int32
 
 
-def _window_max(v, axis, n_out, kernel, stride, dilation, carry=None):
+def _window_max(v, axis, n_out, kernel, stride, dilation, carry=None, nan_wins=True):
     """Max over 1-D windows along ``axis`` (-1 or -2), and which tap of each window holds it.
 
     Window ``o`` reads taps ``t = 0 .. kernel - 1`` at positions
     ``o*stride + t*dilation`` of ``v`` (already padded). A later tap takes
     over only when it is strictly larger, or NaN (PyTorch's rule), so the
-    first maximum wins and a NaN propagates.
+    first maximum wins and a NaN propagates. ``nan_wins=False`` skips the
+    NaN test: exact whenever no window holds a NaN.
 
     Returns ``(best, arg, kept)``: the maxima, the winning tap numbers, and
     ``carry`` read at the winning tap (None without ``carry``).
@@ -155,7 +156,9 @@ def _window_max(v, axis, n_out, kernel, stride, dilation, carry=None):
     arg = xp.zeros(best.shape, dtype=_arg_dtype(xp, kernel))
     for t in range(1, kernel):
         cand = tap(v, t)
-        wins = (cand > best) | xp.isnan(cand)
+        wins = cand > best
+        if nan_wins:
+            wins |= xp.isnan(cand)
         best = xp.maximum(best, cand)          # the value where(wins, cand, best) gives, NaN included
         arg += wins * (t - arg)                # branch-free arg = where(wins, t, arg)
         if kept is not None:
@@ -247,8 +250,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         x_pad[:, :, ph:ph + H, pw:pw + W] = x
     else:
         x_pad = x
-    m_w, arg_w, _ = _window_max(x_pad, -1, W_out, KW, sw, dw)                # (N, C, H_pad, W_out)
-    y, arg_h, arg_w = _window_max(m_w, -2, H_out, KH, sh, dh, carry=arg_w)   # (N, C, H_out, W_out)
+    for nan_wins in (False, True):  # the NaN test costs two passes: only when a NaN reached the output
+        m_w, arg_w, _ = _window_max(x_pad, -1, W_out, KW, sw, dw, nan_wins=nan_wins)  # (N, C, H_pad, W_out)
+        y, arg_h, arg_w = _window_max(m_w, -2, H_out, KH, sh, dh, arg_w, nan_wins)    # (N, C, H_out, W_out)
+        if nan_wins or not bool(xp.isnan(y).any()):
+            break
 
     # switches: flat offset (i*s_h - p_h + arg_h*d_h) * W + (j*s_w - p_w + arg_w*d_w)
     top_left = ((xp.arange(H_out) * sh - ph) * W)[:, None] + (xp.arange(W_out) * sw - pw)  # (H_out, W_out)
@@ -310,10 +316,13 @@ class MaxUnpool2dCache(NamedTuple):
     ------
     indices : (N, C, H, W) int, flat offsets into each output plane
     output_size : (H_out, W_out)
+    flat : (N*C*H*W,) int64, the same offsets into the whole flattened output
+        (``indices`` plus each plane's start): where every value went
     """
 
     indices: object
     output_size: tuple
+    flat: object
 
 
 def _unpool_size(op, H, W, k, s, p, output_size):
@@ -379,7 +388,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
         ``y[n, c].flat[indices[n, c, i, j]] = x[n, c, i, j]``, zero elsewhere;
         default ``H_out = (H - 1) s - 2 p + k``.
     cache : MaxUnpool2dCache
-        ``(indices, output_size)``.
+        ``(indices, output_size, flat)``.
 
     Notes
     -----
@@ -424,13 +433,13 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
             raise ValueError(f"{op}: expected indices in [0, {plane}) (flat offsets into a {H_out}x{W_out} "
                              f"output plane), got {lo if lo < 0 else hi}")
     flat = (_plane_offsets(xp, N, C, plane) + indices).reshape(-1)  # (N*C*H*W,)
-    values = x.reshape(-1)
     y = xp.zeros(N * C * plane, dtype=x.dtype)
-    if xp.__name__ != "numpy":  # the GPU writes repeated indices in any order: keep the last ones only
+    if xp.__name__ == "numpy":
+        y[flat] = x.reshape(-1)  # NumPy writes in order: the last of repeated indices wins
+    else:  # the GPU writes repeated indices in any order: keep the last ones only
         last = _unique_last_writers(flat)
-        flat, values = flat[last], values[last]
-    y[flat] = values  # NumPy writes in order: the last of repeated indices wins
-    return y.reshape(N, C, H_out, W_out), MaxUnpool2dCache(indices, (H_out, W_out))
+        y[flat[last]] = x.reshape(-1)[last]
+    return y.reshape(N, C, H_out, W_out), MaxUnpool2dCache(indices, (H_out, W_out), flat)
 
 
 def max_unpool2d_backward(dy, cache: MaxUnpool2dCache):
@@ -453,12 +462,11 @@ def max_unpool2d_backward(dy, cache: MaxUnpool2dCache):
     ones whose write was overwritten (whose true derivative is zero).
     """
     op = "max_unpool2d_backward"
-    indices, (H_out, W_out) = cache
+    indices, (H_out, W_out), flat = cache
     N, C = indices.shape[:2]
     _check_dy(op, dy, (N, C, H_out, W_out))
     xp = get_array_module(dy, indices)
-    flat = _plane_offsets(xp, N, C, H_out * W_out) + indices  # (N, C, H, W)
-    return xp.take(dy.reshape(-1), flat)
+    return xp.take(dy.reshape(-1), flat).reshape(indices.shape)  # (N, C, H, W)
 
 
 # --------------------------------------------------------------------------- bed of nails
