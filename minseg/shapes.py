@@ -28,6 +28,8 @@ __all__ = [
     "check_float",
     "check_positive",
     "check_nonnegative",
+    "check_conv_operands",
+    "check_bias",
 ]
 
 
@@ -92,6 +94,37 @@ def check_float(x, name: str, op: str):
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: expected {name} with a floating dtype (float32 or float64), got dtype {x.dtype}")
     return x
+
+
+def check_conv_operands(x, w, b, groups, op: str, x_letters: str, w_letters: str) -> None:
+    """The checks every convolution-like op makes of its operands.
+
+    ``x`` and ``w`` are 4-D floating arrays of one dtype, all of ``x, w, b``
+    live on one device (NumPy or CuPy), and ``groups`` is an int >= 1.
+    ``x_letters`` / ``w_letters`` name the expected axes in the messages.
+    """
+    from .backend import get_array_module  # noqa: PLC0415  (backend and shapes are both at the bottom)
+
+    check_ndim(x, 4, "x", op, x_letters)
+    check_ndim(w, 4, "w", op, w_letters)
+    check_float(x, "x", op)
+    check_float(w, "w", op)
+    get_array_module(x, w, b)  # raises TypeError on a numpy / cupy mix
+    if w.dtype != x.dtype:
+        raise TypeError(f"{op}: expected w with the dtype of x ({x.dtype}), got dtype {w.dtype}")
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"{op}: expected groups to be an int >= 1, got {groups!r}")
+
+
+def check_bias(b, C_out: int, dtype, op: str) -> None:
+    """Raise unless ``b`` is None or a ``(C_out,)`` array of ``dtype``."""
+    if b is None:
+        return
+    check_ndim(b, 1, "b", op, "C_out")
+    if b.shape[0] != C_out:
+        raise ValueError(f"{op}: expected b of shape ({C_out},), got shape {tuple(b.shape)}")
+    if b.dtype != dtype:
+        raise TypeError(f"{op}: expected b with the dtype of x ({dtype}), got dtype {b.dtype}")
 
 
 # --------------------------------------------------------------------------- sizes

@@ -46,11 +46,12 @@ Networks for Document Processing", 2006 (the im2col unrolling).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from ..backend import get_array_module
 from ..shapes import (
-    check_float,
+    check_bias,
+    check_conv_operands,
     check_ndim,
     check_nonnegative,
     check_positive,
@@ -282,15 +283,7 @@ def _wide_col2im(cols, kernel_size, dilation, row, H_out, out):
 
 def _check_conv_args(op, x, w, b, stride, padding, dilation, groups):
     """Validate conv2d's arguments; return the normalised hyper-parameters and output size."""
-    check_ndim(x, 4, "x", op, "N, C, H, W")
-    check_ndim(w, 4, "w", op, "C_out, C_in // groups, KH, KW")
-    check_float(x, "x", op)
-    check_float(w, "w", op)
-    get_array_module(x, w, b)  # raises TypeError on a numpy / cupy mix
-    if w.dtype != x.dtype:
-        raise TypeError(f"{op}: expected w with the dtype of x ({x.dtype}), got dtype {w.dtype}")
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: expected groups to be an int >= 1, got {groups!r}")
+    check_conv_operands(x, w, b, groups, op, "N, C, H, W", "C_out, C_in // groups, KH, KW")
     N, C, H, W = x.shape
     C_out, C_g, KH, KW = w.shape
     if C % groups:
@@ -300,12 +293,7 @@ def _check_conv_args(op, x, w, b, stride, padding, dilation, groups):
     if C_g * groups != C:
         raise ValueError(f"{op}: expected w.shape[1] == C // groups = {C // groups} "
                          f"(x has C={C}, groups={groups}), got w of shape {tuple(w.shape)}")
-    if b is not None:
-        check_ndim(b, 1, "b", op, "C_out")
-        if b.shape[0] != C_out:
-            raise ValueError(f"{op}: expected b of shape ({C_out},), got shape {tuple(b.shape)}")
-        if b.dtype != x.dtype:
-            raise TypeError(f"{op}: expected b with the dtype of x ({x.dtype}), got dtype {b.dtype}")
+    check_bias(b, C_out, x.dtype, op)
     _, s, p, d, out_hw = _check_geometry(op, H, W, (KH, KW), stride, padding, dilation)
     return s, p, d, out_hw
 

@@ -71,7 +71,8 @@ from typing import NamedTuple
 
 from ..backend import get_array_module
 from ..shapes import (
-    check_float,
+    check_bias,
+    check_conv_operands,
     check_ndim,
     check_nonnegative,
     check_positive,
@@ -79,7 +80,7 @@ from ..shapes import (
     conv_transpose_output_size,
     pair,
 )
-from .conv import im2col
+from .conv import _steps, im2col
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache"]
 
@@ -116,15 +117,7 @@ class ConvTranspose2dCache(NamedTuple):
 
 def _check_conv_transpose_args(op, x, w, b, stride, padding, output_padding, dilation, groups):
     """Validate conv_transpose2d's arguments; return the normalised hyper-parameters and output size."""
-    check_ndim(x, 4, "x", op, "N, C_in, H, W")
-    check_ndim(w, 4, "w", op, "C_in, C_out // groups, KH, KW")
-    check_float(x, "x", op)
-    check_float(w, "w", op)
-    get_array_module(x, w, b)  # raises TypeError on a numpy / cupy mix
-    if w.dtype != x.dtype:
-        raise TypeError(f"{op}: expected w with the dtype of x ({x.dtype}), got dtype {w.dtype}")
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: expected groups to be an int >= 1, got {groups!r}")
+    check_conv_operands(x, w, b, groups, op, "N, C_in, H, W", "C_in, C_out // groups, KH, KW")
     N, C_in, H, W = x.shape
     C_w, C_out_g, KH, KW = w.shape
     if C_in % groups:
@@ -133,12 +126,7 @@ def _check_conv_transpose_args(op, x, w, b, stride, padding, output_padding, dil
         raise ValueError(f"{op}: expected w.shape[0] == C_in = {C_in} (weights are (C_in, C_out // groups, KH, KW)), "
                          f"got w of shape {tuple(w.shape)}")
     C_out = C_out_g * groups
-    if b is not None:
-        check_ndim(b, 1, "b", op, "C_out")
-        if b.shape[0] != C_out:
-            raise ValueError(f"{op}: expected b of shape ({C_out},), got shape {tuple(b.shape)}")
-        if b.dtype != x.dtype:
-            raise TypeError(f"{op}: expected b with the dtype of x ({x.dtype}), got dtype {b.dtype}")
+    check_bias(b, C_out, x.dtype, op)
     check_positive((KH, KW), "kernel_size", op)
     s = check_positive(pair(stride, "stride", op), "stride", op)
     p = check_nonnegative(pair(padding, "padding", op), "padding", op)
@@ -154,11 +142,6 @@ def _check_conv_transpose_args(op, x, w, b, stride, padding, output_padding, dil
         raise ValueError(f"{op}: expected an output size >= 1, got ({H_out}, {W_out}) from input ({H}, {W}), "
                          f"kernel ({KH}, {KW}), stride {s}, padding {p}, output_padding {o}, dilation {d}")
     return s, p, o, d, (H_out, W_out)
-
-
-def _steps(start: int, count: int, step: int) -> slice:
-    """The slice ``start, start + step, ..., start + (count - 1) * step`` (count >= 1)."""
-    return slice(start, start + (count - 1) * step + 1, step)
 
 
 class _AxisPlan(NamedTuple):
