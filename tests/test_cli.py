@@ -81,3 +81,17 @@ def test_bad_arguments_give_one_line_and_nonzero_status(argv, words):
     assert proc.stderr.startswith("minseg")
     assert words in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_train_without_matplotlib_still_reports_scores(tiny_dir, tmp_path, capsys, monkeypatch):
+    """matplotlib is optional: without it the run ends normally, scores printed, no picture."""
+    def no_matplotlib(*args, **kwargs):
+        raise ImportError("minseg.viz: matplotlib is needed to draw figures")
+
+    monkeypatch.setattr(cli, "_save_predictions_png", no_matplotlib)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--model", "pixel", "--dataset", str(tiny_dir), "--epochs", "1", "--out", str(out),
+                     "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "mIoU" in printed and "no predictions.png" in printed
+    assert (out / "metrics.json").exists() and not (out / "predictions.png").exists()
