@@ -55,3 +55,9 @@ def environment() -> str:
 
     return (f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"{os.cpu_count()} CPUs, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+
+
+def print_header() -> None:
+    """Print what every comparison needs beside its ratios: the environment and the GEMM ceiling."""
+    print(environment())
+    print(f"float32 GEMM (2048^3, NumPy BLAS): {gemm_rate():.0f} GFLOP/s")

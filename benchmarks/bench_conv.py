@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, gemm_rate, side_by_side  # noqa: E402
+from _timing import print_header, side_by_side  # noqa: E402
 
 from minseg.ops import conv2d, conv2d_backward  # noqa: E402
 
@@ -59,8 +59,7 @@ def main(argv=None) -> None:
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    print(environment())
-    print(f"float32 GEMM (2048^3, NumPy BLAS): {gemm_rate():.0f} GFLOP/s")
+    print_header()
     print(f"{'conv2d fwd+bwd, N=8, float32':<34}{'minseg ms':>10}{'torch ms':>10}{'ratio':>7}{'minseg GFLOP/s':>16}")
     for name, tm, tt, flops in bench(args.blocks, args.repeats):
         print(f"{name:<34}{tm * 1e3:>10.1f}{tt * 1e3:>10.1f}{tm / tt:>7.2f}{flops / tm / 1e9:>16.0f}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, gemm_rate, side_by_side  # noqa: E402
+from _timing import print_header, side_by_side  # noqa: E402
 
 from minseg.models import build_model  # noqa: E402
 from minseg.ops import cross_entropy, cross_entropy_backward  # noqa: E402
@@ -116,8 +116,7 @@ def main(argv=None) -> None:
         loss.backward()
         topt.step()
 
-    print(environment())
-    print(f"float32 GEMM (2048^3, NumPy BLAS): {gemm_rate():.0f} GFLOP/s")
+    print_header()
     t = side_by_side({"minseg": step_minseg, "torch": step_torch}, blocks=args.blocks, repeats=args.repeats)
     n = args.batch
     print(f"U-Net base_width={args.base_width} depth={args.depth} ({model.num_parameters():,} parameters), "
