@@ -24,6 +24,32 @@ DEMO = dict(model="unet", dataset="shapes", epochs=8, batch_size=16, lr=3e-3,
             model_args={"base_width": 8, "depth": 3})
 
 
+DEMO_EXPLAINED = """\
+what the scores mean:
+  mIoU: per class, intersection over union of predicted and true pixels, averaged over the classes (1 = perfect).
+  PQ (panoptic quality) = SQ x RQ, over segments: a predicted and a true segment match when their IoU > 0.5.
+  SQ (segmentation quality): the mean IoU of the matched segments, i.e. how well matched shapes fit.
+  RQ (recognition quality): TP / (TP + FP/2 + FN/2), an F1 score of finding each segment at all.
+  Things / Stuff: PQ over countable classes (the shapes, one segment per object) / amorphous ones (background).
+  instances: each connected region of a predicted shape class is one predicted object (no instance head).
+files in {out}: best.npz (checkpoint), metrics.json (all scores), predictions.png (test images, truth, prediction)"""
+
+
+SEGMENTATION_MODELS = {    # the registered models that output a class score per pixel at the input size
+    "pixel": "1x1 convolutions only: each pixel classified on its own colour (the no-context baseline)",
+    "fcn32s": "FCN on a small VGG: pool5 class scores upsampled 32x",
+    "fcn16s": "FCN-32s fused with pool4's scores: upsampled 2x, then 16x",
+    "fcn8s": "FCN-16s fused with pool3's scores: upsampled 2x, then 8x",
+    "segnet": "encoder-decoder; the decoder unpools with the encoder's max-pooling switches",
+    "deeplab": "dilated VGG backbone (output stride 8), ASPP with image pooling, bilinear upsampling",
+    "unet": "symmetric encoder-decoder with concatenated skips (--model-arg base_width=8 depth=3)",
+}
+
+
+def _models_epilog() -> str:
+    return "models (--model):\n" + "\n".join(f"  {n:<8} {d}" for n, d in SEGMENTATION_MODELS.items())
+
+
 class UsageError(Exception):
     """A bad argument found after parsing (unknown model, bad --model-arg ...)."""
 
@@ -49,6 +75,32 @@ def _model_args(pairs) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _check_model_args(model_name: str, model_args: dict) -> None:
+    """Refuse a ``--model-arg`` the model does not take, or whose value is not of its default's type."""
+    import inspect  # noqa: PLC0415
+
+    from .models import MODELS  # noqa: PLC0415
+
+    fixed = ("self", "rng", "dtype", "num_classes", "in_channels")      # set by minseg train itself
+    params = {k: v for k, v in inspect.signature(MODELS[model_name].__init__).parameters.items()
+              if k not in fixed and v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)}
+    for key, value in model_args.items():
+        if key not in params:
+            raise UsageError(f"expected --model-arg KEY in {sorted(params)} for {model_name}, got {key!r}")
+        default = params[key].default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = True
+        if not ok:
+            raise UsageError(f"expected --model-arg {key} to be {type(default).__name__} like its default "
+                             f"{default!r}, got {value!r}")
 
 
 def _positive_int(text):
@@ -103,13 +155,15 @@ def _run_training(model_name, dataset_name, epochs, batch_size, lr, optimizer, s
     from .models import build_model, list_models  # noqa: PLC0415
     from .train import TrainConfig, evaluate, history_dict, load_checkpoint, train  # noqa: PLC0415
 
-    if model_name not in list_models():
-        raise UsageError(f"expected --model in {list_models()}, got {model_name!r}")
+    if model_name not in SEGMENTATION_MODELS:
+        kind = " (a registered model, but not a segmentation model)" if model_name in list_models() else ""
+        raise UsageError(f"expected --model in {list(SEGMENTATION_MODELS)}, got {model_name!r}{kind}")
     splits = data.load_splits(dataset_name)
     train_set = splits["train"]
     val_set = splits.get("val")
     test_set = splits.get(split_eval) or val_set or train_set
     in_channels = train_set.images.shape[1]
+    _check_model_args(model_name, model_args)
     try:
         model = build_model(model_name, num_classes=len(train_set.class_names), in_channels=in_channels,
                             rng=seed, **model_args)
@@ -159,6 +213,7 @@ def _cmd_demo(args) -> int:
     _run_training(DEMO["model"], DEMO["dataset"], args.epochs, DEMO["batch_size"], DEMO["lr"], "adam",
                   args.seed, args.out, DEMO["model_args"], time_budget=args.time_budget,
                   progress=not args.no_progress, split_eval="test")
+    print("\n" + DEMO_EXPLAINED.format(out=args.out))
     print(f"demo finished in {time.perf_counter() - t0:.0f}s")
     return 0
 
@@ -173,6 +228,7 @@ def _cmd_eval(args) -> int:
     print(f"{model.name} from {args.checkpoint} on {dataset.name} ({args.split}, {len(dataset.images)} images)")
     print(_scores_text(result))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2, default=float))
     return 0
 
@@ -185,7 +241,7 @@ def _cmd_predict(args) -> int:
     from .viz import colorize  # noqa: PLC0415
 
     model, meta = load_checkpoint(args.checkpoint)
-    image = read_image(args.image, op="minseg predict").astype(np.float32) / 255.0   # (3, H, W) in [0, 1]
+    image = read_image(args.image, op="--image").astype(np.float32) / 255.0   # (3, H, W) in [0, 1]
     if model.config.get("in_channels", 3) == 1:
         image = image.mean(axis=0, keepdims=True)                        # (1, H, W) grey
     x = np.ascontiguousarray(image[None])                                # (1, C, H, W)
@@ -194,11 +250,25 @@ def _cmd_predict(args) -> int:
     rgb = colorize(labels, palette)
     from PIL import Image  # noqa: PLC0415
 
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)         # a new output folder is made, not an Errno 2
     Image.fromarray(rgb).save(args.out)
     names = meta.get("class_names") or []
     counts = np.bincount(labels.ravel(), minlength=len(names) or 1)
     print(f"wrote {args.out}: " + ", ".join(f"{names[i] if i < len(names) else i} {c}px"
                                             for i, c in enumerate(counts) if c))
+    return 0
+
+
+def _cmd_prepare(args) -> int:
+    from .data import convert  # noqa: PLC0415
+
+    fn = {"voc": convert.prepare_voc, "isbi": convert.prepare_isbi, "coco-panoptic": convert.prepare_coco_panoptic,
+          "cityscapes": convert.prepare_cityscapes}[args.format]
+    try:
+        path = fn(args.root, args.out, size=args.size, overwrite=args.overwrite, show_progress=not args.no_progress)
+    except FileExistsError as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote {path}; train on it with: minseg train --model unet --dataset {path}")
     return 0
 
 
@@ -214,46 +284,69 @@ def _cmd_datasets(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``minseg`` command, one sub-parser per sub-command."""
+    from . import __version__  # noqa: PLC0415
+
     parser = _Parser(prog="minseg", description="Semantic segmentation from scratch in NumPy.")
+    parser.add_argument("--version", action="version", version=f"minseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("demo", help="train a small U-Net on the built-in shapes data (a few minutes on a CPU)")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--epochs", type=_positive_int, default=DEMO["epochs"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--time-budget", type=_positive_float, default=170.0,
-                   help="stop after the epoch that passes this many seconds (default 170)")
+    p.add_argument("--epochs", type=_positive_int, default=DEMO["epochs"],
+                   help=f"training epochs, all of them always run (default {DEMO['epochs']})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, batch order and flips (default 0)")
+    p.add_argument("--time-budget", type=_positive_float, default=None,
+                   help="optional: stop after the epoch that passes this many seconds (default: none, so the "
+                        "same seed gives the same numbers on every run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("train", help="train a model on a dataset")
-    p.add_argument("--model", required=True, help="a registered model: pixel, fcn32s, fcn16s, fcn8s, segnet, deeplab, unet")
+    p = sub.add_parser("train", help="train a model on a dataset", epilog=_models_epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a segmentation model (listed below)")
     p.add_argument("--dataset", required=True, help="a built-in dataset name or a prepared dataset directory")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--lr", type=_positive_float, default=1e-3)
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (default 10)")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (default 16)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3,
+                   help="initial learning rate, decayed by the poly schedule (default 0.001)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="adam or sgd (default adam)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, batch order and flips (default 0)")
     p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                    help="a model constructor argument, e.g. --model-arg base_width=16 (repeatable)")
-    p.add_argument("--time-budget", type=_positive_float, default=None, help="stop after this many seconds")
+    p.add_argument("--time-budget", type=_positive_float, default=None,
+                   help="stop after the epoch that passes this many seconds (default: none)")
     p.add_argument("--eval-split", default="test", help="split scored at the end (default test)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="score a checkpoint on a dataset split")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a best.npz or last.npz written by minseg train")
     p.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="split to score (default test)")
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="segment an image file; write a coloured mask PNG")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--image", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--checkpoint", required=True, help="a best.npz or last.npz written by minseg train")
+    p.add_argument("--image", required=True, help="an image file (PNG, JPEG, ...)")
+    p.add_argument("--out", required=True, help="the coloured mask PNG to write (its folder is made if needed)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("prepare", help="convert downloaded data (VOC, ISBI, COCO panoptic, Cityscapes) to minseg's format")
+    formats = p.add_subparsers(dest="format", metavar="FORMAT", parser_class=_Parser, required=True)
+    for fmt, what in (("voc", "the extracted VOC2012 (or VOCdevkit) directory"),
+                      ("isbi", "the directory with train-volume.tif and train-labels.tif"),
+                      ("coco-panoptic", "the COCO directory (<split>2017/, annotations/)"),
+                      ("cityscapes", "the directory holding leftImg8bit/ and gtFine/")):
+        q = formats.add_parser(fmt, help=f"convert {fmt}")
+        q.add_argument("--root", required=True, help=what)
+        q.add_argument("--out", required=True, help="the dataset directory to write (then: minseg train --dataset OUT)")
+        q.add_argument("--size", type=_positive_int, default=None if fmt == "isbi" else 128,
+                       help="square output size" + (" (default: native)" if fmt == "isbi" else " (default 128)"))
+        q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+        q.add_argument("--no-progress", action="store_true", help="no progress bar")
+        q.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("datasets", help="list the datasets minseg can load by name")
     p.set_defaults(func=_cmd_datasets)

@@ -297,6 +297,9 @@ def _read_checkpoint(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"load_checkpoint: expected a checkpoint file, got no file at {path}")
+    if not zipfile.is_zipfile(path):     # before np.load, whose message for a text file is advice about pickles
+        raise CheckpointError(f"load_checkpoint: {path} is not a readable minseg checkpoint "
+                              "(expected a .npz file written by minseg train)")
     try:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["__header__"]))

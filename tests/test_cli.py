@@ -95,3 +95,120 @@ def test_train_without_matplotlib_still_reports_scores(tiny_dir, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "mIoU" in printed and "no predictions.png" in printed
     assert (out / "metrics.json").exists() and not (out / "predictions.png").exists()
+
+
+def test_version_and_python_dash_m():
+    import minseg
+
+    proc = subprocess.run([sys.executable, "-m", "minseg", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"minseg {minseg.__version__}"
+
+
+def test_demo_has_no_time_budget_by_default():
+    args = cli.build_parser().parse_args(["demo"])
+    assert args.time_budget is None and args.epochs == cli.DEMO["epochs"]
+
+
+def test_demo_same_seed_same_numbers(tmp_path, monkeypatch, tiny_dir):
+    """Two demo runs with one seed print the same scores (tiny data and model, so the test is quick)."""
+    monkeypatch.setitem(cli.DEMO, "dataset", str(tiny_dir))
+    monkeypatch.setitem(cli.DEMO, "model_args", {"base_width": 4, "depth": 1})
+    metrics = []
+    for i in range(2):
+        assert cli.main(["demo", "--epochs", "2", "--out", str(tmp_path / f"d{i}"), "--no-progress"]) == 0
+        metrics.append(json.loads((tmp_path / f"d{i}" / "metrics.json").read_text()))
+    for key in ("miou", "pixel_accuracy", "iou"):
+        assert metrics[0][key] == metrics[1][key]
+    assert metrics[0]["panoptic"] == metrics[1]["panoptic"]
+
+
+def test_demo_explains_its_scores(tmp_path, monkeypatch, tiny_dir, capsys):
+    monkeypatch.setitem(cli.DEMO, "dataset", str(tiny_dir))
+    monkeypatch.setitem(cli.DEMO, "model_args", {"base_width": 4, "depth": 1})
+    assert cli.main(["demo", "--epochs", "1", "--out", str(tmp_path / "d"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    scores_at = out.index("mIoU ")
+    for word in ("mIoU:", "PQ (panoptic quality)", "SQ (", "RQ (", "Things / Stuff", "instances:",
+                 str(tmp_path / "d")):
+        assert out.index(word) > scores_at, word
+
+
+def test_predict_error_has_one_prefix(tmp_path):
+    from minseg.models import build_model
+    from minseg.train import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "m.npz", build_model("pixel", num_classes=2, in_channels=3, rng=0))
+    (tmp_path / "bad.png").write_text("not an image")
+    proc = subprocess.run([sys.executable, "-m", "minseg", "predict", "--checkpoint", str(ckpt), "--image",
+                           str(tmp_path / "bad.png"), "--out", str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("minseg predict") == 1, proc.stderr
+    assert "bad.png" in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_train_help_lists_each_model_on_one_line(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    for name in cli.SEGMENTATION_MODELS:
+        assert sum(line.split()[:1] == [name] for line in out.splitlines()) == 1, name
+
+
+def test_classifier_is_refused_before_training(capsys):
+    assert cli.main(["train", "--model", "vgg_classifier", "--dataset", "shapes"]) == 2
+    err = capsys.readouterr()
+    assert "not a segmentation model" in err.err and "training" not in err.out
+
+
+def test_text_file_as_checkpoint_is_one_clear_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    proc = subprocess.run([sys.executable, "-m", "minseg", "eval", "--checkpoint", str(tmp_path / "notes.txt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "notes.txt is not a readable minseg checkpoint" in proc.stderr and "pickle" not in proc.stderr
+
+
+@pytest.mark.parametrize("arg,words", [
+    ("base_width=abc", "expected --model-arg base_width to be int like its default"),
+    ("no_such=3", "expected --model-arg KEY in"),
+])
+def test_bad_model_arg_is_named(arg, words, capsys):
+    assert cli.main(["train", "--model", "unet", "--dataset", "shapes", "--model-arg", arg]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "not all arguments converted" not in err and err.strip().count("\n") == 0
+
+
+def test_predict_and_eval_make_a_missing_output_folder(tiny_dir, tmp_path):
+    from PIL import Image
+
+    from minseg.models import build_model
+    from minseg.train import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "m.npz", build_model("pixel", num_classes=2, in_channels=3, rng=0),
+                           {"dataset": str(tiny_dir)})
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    assert cli.main(["predict", "--checkpoint", str(ckpt), "--image", str(tmp_path / "in.png"),
+                     "--out", str(tmp_path / "new" / "deeper" / "mask.png")]) == 0
+    assert (tmp_path / "new" / "deeper" / "mask.png").is_file()
+    assert cli.main(["eval", "--checkpoint", str(ckpt), "--dataset", str(tiny_dir),
+                     "--json", str(tmp_path / "other" / "e.json")]) == 0
+    assert json.loads((tmp_path / "other" / "e.json").read_text())["miou"] >= 0
+
+
+def test_every_option_has_help_and_its_default_is_shown():
+    def walk(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from walk(child)
+            elif action.option_strings and action.dest not in ("help", "version"):
+                yield parser.prog, action
+
+    import argparse
+
+    seen = 0
+    for prog, action in walk(cli.build_parser()):
+        seen += 1
+        assert action.help, f"{prog} {action.option_strings[0]} has no help"
+        if action.default not in (None, False) and not action.required:
+            assert "default" in action.help, f"{prog} {action.option_strings[0]} does not show its default"
+    assert seen > 25

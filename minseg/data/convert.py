@@ -33,7 +33,8 @@ from .formats import make_palette, progress, write_dataset
 from .transforms import fit_to_square, resize_bilinear, resize_nearest
 
 __all__ = ["VOC_CLASSES", "ISBI_CLASSES", "read_image", "read_mask", "prepare_voc", "prepare_isbi",
-           "prepare_coco_panoptic", "read_tiff_pages", "rgb_to_id"]
+           "prepare_coco_panoptic", "read_tiff_pages", "rgb_to_id", "prepare_cityscapes", "cityscapes_labels",
+           "CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_IDS"]
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -485,3 +486,117 @@ def _coco_segments(ids, ann, index_of, isthing, ignore, png_path, json_path, op)
     inverse = inverse.reshape(ids.shape)
     label_dtype = np.uint8 if ignore == 255 else np.uint16
     return seg_label[inverse].astype(label_dtype), seg_instance[inverse].astype(np.uint16)
+
+
+# --------------------------------------------------------------------------- Cityscapes
+
+# cityscapesScripts' helpers/labels.py: label id -> trainId for ids 0..33 (255 = ignored in training and
+# evaluation). License plate has id -1 and never appears in a *_labelIds.png.
+CITYSCAPES_TRAIN_IDS = (255, 255, 255, 255, 255, 255, 255, 0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6,
+                        7, 8, 9, 10, 11, 12, 13, 14, 15, 255, 255, 16, 17, 18)
+CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+                      "motorcycle", "bicycle")
+CITYSCAPES_COLORS = ((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+                     (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+                     (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+                     (0, 80, 100), (0, 0, 230), (119, 11, 32))
+CITYSCAPES_THINGS = tuple(k >= 11 for k in range(19))     # person .. bicycle have instances
+
+
+def _read_index_png(path: Path, op: str) -> np.ndarray:
+    """A single-channel PNG (8 or 16 bit, or 32-bit 'I') as ``(H, W)`` int64, with a one-line error naming the file."""
+    path = _need_file(path, op, "label file")
+    try:
+        with _pil().open(path) as im:
+            im.load()
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise ValueError(f"expected a single-channel PNG, got mode {im.mode}")
+            return np.asarray(im, dtype=np.int64)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{op}: {str(path)!r} is corrupt or not a label image: {err}") from None
+
+
+def cityscapes_labels(label_ids: np.ndarray, instance_ids: np.ndarray, path="labels", op="cityscapes_labels"):
+    """Map Cityscapes label ids to the 19 train ids (255 ignore) and renumber instances ``1..k``.
+
+    Parameters
+    ----------
+    label_ids : array of int, shape (H, W)
+        A ``*_gtFine_labelIds.png``: ids 0..33 of cityscapesScripts' table.
+    instance_ids : array of int, shape (H, W)
+        A ``*_gtFine_instanceIds.png``: ``id * 1000 + i`` for each object of a class with
+        instances, the plain label id (< 1000) elsewhere (a thing class there is a crowd group).
+
+    Returns
+    -------
+    labels : ndarray of uint8, shape (H, W)
+    instances : ndarray of uint16, shape (H, W)
+        0 for stuff and crowd, ``1..k`` for the objects of a thing class (ordered by their id).
+    """
+    bad = np.unique(label_ids[(label_ids < 0) | (label_ids >= len(CITYSCAPES_TRAIN_IDS))])
+    if bad.size:
+        raise ValueError(f"{op}: {str(path)!r} has label id {int(bad[0])} not in the Cityscapes table "
+                         f"(expected 0..{len(CITYSCAPES_TRAIN_IDS) - 1})")
+    labels = np.asarray(CITYSCAPES_TRAIN_IDS, dtype=np.uint8)[label_ids]          # (H, W) train ids
+    things = np.asarray(CITYSCAPES_THINGS + (False,) * 237)                      # (256,), 255 -> False
+    objects = (instance_ids >= 1000) & things[labels]
+    ids, inverse = np.unique(np.where(objects, instance_ids, 0), return_inverse=True)
+    renumber = np.arange(ids.size) + (ids[0] != 0)                               # id 0 (none) stays 0, objects 1..k
+    return labels, renumber[inverse.reshape(labels.shape)].astype(np.uint16)
+
+
+def prepare_cityscapes(root, out, size: int = 128, splits=("train", "val"), limit: int | None = None,
+                       overwrite: bool = False, show_progress: bool = True) -> Path:
+    """Convert Cityscapes fine annotations into a minseg dataset (19 train ids, instances of the 8 thing classes).
+
+    Parameters
+    ----------
+    root : str or Path
+        Holds ``leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`` and
+        ``gtFine/<split>/<city>/<stem>_gtFine_labelIds.png`` and ``..._instanceIds.png``.
+    out : str or Path
+    size : int, default 128
+        Images become ``size x size`` (``fit_to_square``: the 2:1 frames are padded with ignore).
+    splits : sequence of str
+        Cityscapes' ``train`` and ``val`` (test labels are not public).
+    limit : int, optional
+        Keep the first ``limit`` images (sorted by name) of each split.
+    overwrite, show_progress : bool
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    op = "prepare_cityscapes"
+    _check_size(size, op)
+    out = _check_out(out, overwrite, op)
+    root = _need_dir(Path(root).expanduser(), op, "Cityscapes root")
+    arrays = {}
+    for split in splits:
+        img_dir = _need_dir(root / "leftImg8bit" / split, op, "leftImg8bit/" + split)
+        gt_dir = _need_dir(root / "gtFine" / split, op, "gtFine/" + split)
+        images = sorted(img_dir.glob("*/*_leftImg8bit.png"))[:limit]
+        if not images:
+            raise ValueError(f"{op}: {str(img_dir)!r} has no <city>/*_leftImg8bit.png images")
+        samples = []
+        for image_path in progress(images, total=len(images), desc=f"Cityscapes {split}", enable=show_progress):
+            stem = image_path.name[:-len("_leftImg8bit.png")]
+            city = image_path.parent.name
+            label_path = gt_dir / city / f"{stem}_gtFine_labelIds.png"
+            inst_path = gt_dir / city / f"{stem}_gtFine_instanceIds.png"
+            if not label_path.is_file():
+                raise FileNotFoundError(f"{op}: image {str(image_path)!r} has no mask: expected {str(label_path)!r}")
+            image = read_image(image_path, op)
+            label_ids = _read_index_png(label_path, op)
+            _check_same_size(image, label_ids, image_path, label_path, op)
+            inst_ids = _read_index_png(inst_path, op) if inst_path.is_file() else label_ids
+            _check_same_size(image, inst_ids, image_path, inst_path, op)
+            labels, instances = cityscapes_labels(label_ids, inst_ids, label_path, op)
+            samples.append(fit_to_square(image, labels, instances, size))
+        arrays[split] = _stack(samples)
+    meta = {"name": "cityscapes", "class_names": list(CITYSCAPES_CLASSES), "palette": [list(c) for c in CITYSCAPES_COLORS],
+            "things": list(CITYSCAPES_THINGS), "ignore_index": 255, "has_instances": True,
+            "source": f"Cityscapes gtFine from {str(root)!r}, fit_to_square({size})", "version": 1}
+    return write_dataset(out, meta, arrays, overwrite=overwrite)
