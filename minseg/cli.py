@@ -3,8 +3,8 @@
     minseg demo                       train a small U-Net on the built-in shapes data, print scores, save a picture
     minseg train --model M --dataset D [--epochs E --batch-size B --lr LR --out DIR ...]
     minseg eval --checkpoint FILE [--dataset D --split S]
-    minseg predict --checkpoint FILE --image IN.png --out MASK.png
-    minseg datasets                   list the built-in and prepared datasets
+    minseg predict --checkpoint FILE --image IN.png --out MASK.png [--overlay PICTURE.png]
+    minseg datasets                   a table of the built-in and prepared datasets (classes, size, splits, cache)
     minseg gradcheck [--verbose]      check every op's backward against central differences
 
 Bad arguments print a one-line error and exit with status 2; a failed check or
@@ -32,7 +32,8 @@ what the scores mean:
   RQ (recognition quality): TP / (TP + FP/2 + FN/2), an F1 score of finding each segment at all.
   Things / Stuff: PQ over countable classes (the shapes, one segment per object) / amorphous ones (background).
   instances: each connected region of a predicted shape class is one predicted object (no instance head).
-files in {out}: best.npz (checkpoint), metrics.json (all scores), predictions.png (test images, truth, prediction)"""
+files in {out}: best.npz (checkpoint), metrics.json (all scores), predictions.png (test images, truth, prediction),
+  curves.png (training loss and validation mIoU per epoch)"""
 
 
 SEGMENTATION_MODELS = {    # the registered models that output a class score per pixel at the input size
@@ -136,16 +137,30 @@ def _scores_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _save_predictions_png(path, model, dataset, n: int = 8):
-    """A grid of images, ground truth and predictions for the first ``n`` samples."""
+def _save_predictions_png(path, model, dataset, n: int = 8, title: str | None = None):
+    """A grid of images, ground truth and predictions for the first ``n`` samples, with a title and legend."""
     from . import viz  # noqa: PLC0415  (matplotlib is imported on use)
     from .train import predict  # noqa: PLC0415
 
     n = min(n, len(dataset.images))
     images = dataset.images[:n]
     pred = predict(model, images)
-    viz.show_grid(images, dataset.labels[:n], pred, class_names=dataset.class_names, palette=dataset.palette,
-                  titles=["image", "ground truth", "prediction"], path=path)
+    fig = viz.show_grid(images, dataset.labels[:n], pred, class_names=dataset.class_names, palette=dataset.palette,
+                        titles=["image", "ground truth", "prediction"], path=path, title=title)
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    plt.close(fig)
+    return path
+
+
+def _save_curves_png(path, history: dict, title: str):
+    """``curves.png``: training loss and validation mIoU per epoch."""
+    from . import viz  # noqa: PLC0415
+
+    fig = viz.plot_curves(history, path=path, title=title)
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    plt.close(fig)
     return path
 
 
@@ -185,10 +200,15 @@ def _run_training(model_name, dataset_name, epochs, batch_size, lr, optimizer, s
     print(f"\nbest epoch {hist.best_epoch}, trained in {hist.seconds:.0f}s; scores on the {result['split']} split:")
     print(_scores_text(result))
     written = [out / "best.npz", out / "metrics.json"]
+    n_epochs = hist.epochs[-1]["epoch"] if hist.epochs else 0
+    title = (f"{model_name} on {dataset_name}: {n_epochs} epoch{'s' * (n_epochs != 1)} "
+             f"(best {hist.best_epoch}), {result['split']} mIoU {result['miou']:.3f}")
     try:
-        written.append(_save_predictions_png(out / "predictions.png", best, test_set))
-    except ImportError as err:  # matplotlib is an optional extra: the scores stand without the picture
-        print(f"no predictions.png: {err}")
+        written.append(_save_predictions_png(out / "predictions.png", best, test_set, title=title))
+        written.append(_save_curves_png(out / "curves.png", result["history"],
+                                        f"{model_name} on {dataset_name}, batch {batch_size}, {optimizer} lr {lr}"))
+    except ImportError as err:  # matplotlib is an optional extra: the scores stand without the pictures
+        print(f"no predictions.png or curves.png: {err}")
     print("\nwrote " + ", ".join(str(p) for p in written))
     return result
 
@@ -256,6 +276,18 @@ def _cmd_predict(args) -> int:
     counts = np.bincount(labels.ravel(), minlength=len(names) or 1)
     print(f"wrote {args.out}: " + ", ".join(f"{names[i] if i < len(names) else i} {c}px"
                                             for i, c in enumerate(counts) if c))
+    if args.overlay:
+        from . import viz  # noqa: PLC0415
+
+        Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
+        fig = viz.show_grid(image[None], labels[None], class_names=names or None, palette=palette,
+                            titles=["image", "prediction"], alpha=0.5, path=args.overlay,
+                            title=f"{model.name} ({meta.get('dataset', '?')}, epoch {meta.get('epoch', '?')}) "
+                                  f"on {Path(args.image).name}")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        plt.close(fig)
+        print(f"wrote {args.overlay}: the image, the prediction over it, and a legend of the classes")
     return 0
 
 
@@ -272,11 +304,58 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
-def _cmd_datasets(args) -> int:
-    from . import data  # noqa: PLC0415
+def _cmd_prepare_folder(args) -> int:
+    from .data import convert  # noqa: PLC0415
 
-    for name in data.list_datasets():
-        print(name)
+    try:
+        path = convert.prepare_folder(args.images, args.masks, args.out, classes=args.classes, size=args.size,
+                                      val_fraction=args.val_fraction, seed=args.seed, overwrite=args.overwrite,
+                                      show_progress=not args.no_progress)
+    except FileExistsError as err:
+        raise UsageError(str(err)) from None
+    from .data import read_meta  # noqa: PLC0415
+
+    meta = read_meta(path)
+    print(f"wrote {path}: {len(meta['class_names'])} classes ({', '.join(meta['class_names'])}), "
+          + ", ".join(f"{s} {n} images" for s, n in meta["splits"].items()))
+    print(f"train on it with: minseg train --model unet --dataset {path}")
+    return 0
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _datasets_table(rows, home) -> str:
+    """The ``minseg datasets`` table: name, classes, image size, split sizes, built or not, where."""
+    header = ("name", "classes", "image (CxHxW)", "splits", "built", "where")
+    lines = []
+    for r in rows:
+        names = r["class_names"]
+        classes = f"{len(names)}: " + _short(", ".join(names), 34) if names else "?"
+        image = "x".join(str(d) for d in r["image_shape"]) if r["image_shape"] else "?"
+        splits = ", ".join(f"{s} {n}" for s, n in r["splits"].items()) if r["splits"] else "?"
+        if r["kind"] == "built-in":
+            built = "yes" if r["built"] else "no, made on first use"
+        else:
+            built = "yes" if r["built"] else "unreadable"
+        lines.append((r["name"], classes, image, splits, built, str(r["path"])))
+    widths = [max(len(row[i]) for row in [header] + lines) for i in range(len(header) - 1)]
+
+    def fmt(row):
+        return "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
+
+    out = [fmt(header), fmt(tuple("-" * w for w in widths) + ("-" * 5,))] + [fmt(row) for row in lines]
+    out.append(f"\ncache: {home} (set MINSEG_DATA to move it). Built-ins are made there on first use; put a "
+               "prepared dataset directory there to load it by name, or pass its path to --dataset.")
+    out += [f"{r['name']}: {r['error']}" for r in rows if r.get("error")]
+    return "\n".join(out)
+
+
+def _cmd_datasets(args) -> int:
+    from .data.registry import data_home, describe_datasets  # noqa: PLC0415
+
+    print(_datasets_table(describe_datasets(seed=args.seed), data_home()))
     return 0
 
 
@@ -331,9 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a best.npz or last.npz written by minseg train")
     p.add_argument("--image", required=True, help="an image file (PNG, JPEG, ...)")
     p.add_argument("--out", required=True, help="the coloured mask PNG to write (its folder is made if needed)")
+    p.add_argument("--overlay", default=None, metavar="PNG",
+                   help="also write this PNG: the image and the prediction over it, with a legend (default: none)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("prepare", help="convert downloaded data (VOC, ISBI, COCO panoptic, Cityscapes) to minseg's format")
+    p = sub.add_parser("prepare", help="convert downloaded data (VOC, ISBI, COCO panoptic, Cityscapes) or your "
+                                       "own folder of images and masks to minseg's format")
     formats = p.add_subparsers(dest="format", metavar="FORMAT", parser_class=_Parser, required=True)
     for fmt, what in (("voc", "the extracted VOC2012 (or VOCdevkit) directory"),
                       ("isbi", "the directory with train-volume.tif and train-labels.tif"),
@@ -347,8 +429,28 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         q.set_defaults(func=_cmd_prepare)
+    q = formats.add_parser("folder", help="convert your own folder of images and label PNGs",
+                           description="Pair images/<name>.* with masks/<name>.png. A mask is an index PNG "
+                                       "(class id per pixel, 255 = ignore) or a colour PNG whose colours the "
+                                       "--classes file gives (lines 'name R G B'); any other value is refused.")
+    q.add_argument("--images", required=True, help="the folder of images (PNG, JPEG, ...)")
+    q.add_argument("--masks", required=True, help="the folder of label PNGs, one per image, of the same name")
+    q.add_argument("--out", required=True, help="the dataset directory to write (then: minseg train --dataset OUT)")
+    q.add_argument("--classes", default=None,
+                   help="a text file, one class per line in label order: 'name' or 'name R G B' "
+                        "(default: index masks, classes class_0..class_K-1)")
+    q.add_argument("--size", type=_positive_int, default=128,
+                   help="square output size: longer side scaled to it, the rest padded with ignore (default 128)")
+    q.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the images held out as the val split (default 0.2)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the train / val shuffle (default 0)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_prepare_folder)
 
-    p = sub.add_parser("datasets", help="list the datasets minseg can load by name")
+    p = sub.add_parser("datasets", help="a table of the datasets minseg can load by name: classes, image size, "
+                                        "splits, whether built, where cached")
+    p.add_argument("--seed", type=int, default=0, help="which draw of the built-in datasets to look for (default 0)")
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("gradcheck", help="check every op's backward against numerical gradients")

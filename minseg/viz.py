@@ -3,7 +3,8 @@
 ``make_palette``, ``colorize``, ``colorize_instances`` and ``overlay`` are
 plain NumPy and return ``(H, W, 3)`` arrays. ``show_grid`` draws with
 matplotlib (imported only when called; ``pip install minseg[lessons]``),
-returns the ``Figure`` and, given ``path``, saves it as a PNG. Where no
+returns the ``Figure`` and, given ``path``, saves it as a PNG; so does
+``plot_curves`` (loss and validation mIoU per epoch). Where no
 display is available (a server, the command line, a test run) it switches
 matplotlib to the Agg backend first; in Jupyter it leaves the notebook's
 inline backend alone.
@@ -29,6 +30,7 @@ __all__ = [
     "overlay",
     "to_hwc",
     "show_grid",
+    "plot_curves",
 ]
 
 IGNORE_COLOR = (224, 224, 192)   # PASCAL VOC's colour for the void border (index 255)
@@ -169,7 +171,8 @@ def _pyplot():
 
 def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, row_titles=None,
               alpha: float = 0.6, ignore_index: int = 255, background: int | None = None,
-              legend: bool = True, instances=None, path=None, cell_size: float = 2.0, dpi: int = 100):
+              legend: bool = True, instances=None, path=None, cell_size: float = 2.0, dpi: int = 100,
+              title: str | None = None):
     """Draw a grid: one row per image, the image and then each label map overlaid on it.
 
     Parameters
@@ -198,12 +201,20 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
     path : str or Path, optional
         Also save the figure there as a PNG.
     cell_size : float
-        Inches per grid cell.
+        Inches of a grid cell's longer side (the cells take the first image's aspect ratio).
+    title : str, optional
+        A title above the whole grid (e.g. the model, data and score).
 
     Returns
     -------
     matplotlib.figure.Figure
         In a loop, close it with ``matplotlib.pyplot.close(fig)``.
+
+    Notes
+    -----
+    The legend stands to the right of the grid, one class a line (more
+    columns only when the classes do not fit the grid's height); the figure
+    is widened by the legend's width, so a class name never wraps or is cut.
     """
     images = list(images)
     N = len(images)
@@ -244,11 +255,15 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
                    for k in present if k != ignore_index and 0 <= k < len(palette)]
         if np.any(present == ignore_index):
             handles.append((np.array(IGNORE_COLOR) / 255.0, f"ignore ({ignore_index})"))
-    width = cell_size * n_cols
-    legend_cols = max(1, int(width / 1.2))
-    legend_rows = -(-len(handles) // legend_cols)
-    legend_h = 0.25 * legend_rows + (0.1 if handles else 0.0)        # inches
-    height = cell_size * N + legend_h
+    margin, head = 0.1, 0.3                                           # inches: border, column titles
+    left = margin + (0.3 if row_titles is not None else 0.0)
+    title_h = 0.35 if title else 0.0                                  # inches for the figure title
+    H, W = to_hwc(images[0]).shape[:2]
+    cell_w, cell_h = cell_size * min(1.0, W / H), cell_size * min(1.0, H / W)
+    grid_w = left + cell_w * n_cols + margin
+    height = margin + cell_h * N + head + title_h
+    legend_ncol, legend_w = _legend_layout([name for _, name in handles], cell_h * N + head)
+    width = grid_w + legend_w
 
     plt = _pyplot()
     fig, axes = plt.subplots(N, n_cols, figsize=(width, height), squeeze=False)
@@ -270,9 +285,77 @@ def show_grid(images, *label_maps, class_names=None, palette=None, titles=None, 
     if handles:
         from matplotlib.patches import Patch  # noqa: PLC0415
 
-        fig.legend(handles=[Patch(color=c, label=name) for c, name in handles], loc="lower center",
-                   ncol=legend_cols, fontsize=8, frameon=False, handlelength=1.0, columnspacing=0.8)
-    fig.tight_layout(rect=(0, legend_h / height, 1, 1))
+        fig.legend(handles=[Patch(color=c, label=name) for c, name in handles], loc="center left",
+                   bbox_to_anchor=(grid_w / width, 0.5 * (1 - title_h / height)), ncol=legend_ncol,
+                   fontsize=_LEGEND_FONT, frameon=False, handlelength=1.0, columnspacing=0.8, borderaxespad=0.2)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
+    fig.subplots_adjust(left=left / width, right=(grid_w - margin) / width, bottom=margin / height,
+                        top=1 - (head + title_h) / height, wspace=0.04, hspace=0.04)
+    if path is not None:
+        fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight", pad_inches=0.05)
+    return fig
+
+
+_LEGEND_FONT = 8          # points
+_LEGEND_ROW = 0.21        # inches per legend line at that size
+_LEGEND_CHAR = 0.075      # inches per character, a generous average for the default sans-serif at 8 pt
+
+
+def _legend_layout(names, height: float):
+    """Columns and width (inches) of a legend beside a grid ``height`` inches tall: one column while it fits."""
+    if not names:
+        return 1, 0.0
+    rows = max(1, int(height / _LEGEND_ROW))                          # lines that fit beside the grid
+    ncol = -(-len(names) // rows)                                     # ceil
+    col_w = 0.35 + _LEGEND_CHAR * max(len(n) for n in names)          # patch + gap + longest name
+    return ncol, ncol * col_w + 0.2
+
+
+def plot_curves(history, path=None, title: str | None = None, dpi: int = 100):
+    """Training curves: the mean training loss and the validation mIoU per epoch, side by side.
+
+    Parameters
+    ----------
+    history : dict or list of dict
+        ``history_dict(train(...))`` (its ``"epochs"`` list), or that list of
+        rows ``{"epoch", "loss", "val_miou" (optional)}``.
+    path : str or Path, optional
+        Also save the figure there as a PNG.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes (loss, val mIoU); the best val epoch is marked with a star.
+    """
+    rows = history.get("epochs") if isinstance(history, dict) else history
+    if not rows or not all(isinstance(r, dict) and "epoch" in r and "loss" in r for r in rows):
+        raise ValueError("plot_curves: expected a history with a non-empty list of epochs "
+                         "{'epoch', 'loss', ...}, got " + repr(rows)[:80])
+    epochs = [r["epoch"] for r in rows]
+    loss = [r["loss"] for r in rows]
+    val = [(r["epoch"], r["val_miou"]) for r in rows if r.get("val_miou") is not None]
+    plt = _pyplot()
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(8.0, 3.2))
+    ax_loss.plot(epochs, loss, "o-", color="tab:blue", markersize=3)
+    ax_loss.set(xlabel="epoch", ylabel="mean training loss", title="loss")
+    if val:
+        ve, vm = zip(*val)
+        best = int(np.argmax(vm))
+        ax_val.plot(ve, vm, "o-", color="tab:green", markersize=3, label="val mIoU")
+        ax_val.plot([ve[best]], [vm[best]], "*", color="tab:red", markersize=10,
+                    label=f"best {vm[best]:.3f} (epoch {ve[best]})")
+        ax_val.legend(fontsize=8, loc="lower right")
+    else:
+        ax_val.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=ax_val.transAxes)
+    ax_val.set(xlabel="epoch", ylabel="mIoU", title="validation mIoU", ylim=(0, 1))
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=dpi, format="png")
     return fig

@@ -1,5 +1,6 @@
 """The `minseg` command: every sub-command end to end on a tiny dataset, exit status, one-line errors."""
 import json
+import re
 import subprocess
 import sys
 
@@ -212,3 +213,89 @@ def test_every_option_has_help_and_its_default_is_shown():
         if action.default not in (None, False) and not action.required:
             assert "default" in action.help, f"{prog} {action.option_strings[0]} does not show its default"
     assert seen > 25
+
+
+def test_train_writes_titled_predictions_and_curves_and_predict_overlay(tiny_dir, tmp_path, capsys, monkeypatch):
+    """predictions.png has a title with the score, curves.png the history; predict --overlay adds a legend picture."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from minseg import viz
+
+    figs = {}
+
+    def spy(name):
+        real = getattr(viz, name)
+
+        def wrapped(*args, **kwargs):
+            fig = real(*args, **kwargs)
+            figs.setdefault(name, []).append(fig)
+            return fig
+        return wrapped
+
+    monkeypatch.setattr(viz, "show_grid", spy("show_grid"))
+    monkeypatch.setattr(viz, "plot_curves", spy("plot_curves"))
+    out = tmp_path / "run"
+    assert cli.main(["train", "--model", "pixel", "--dataset", str(tiny_dir), "--epochs", "2", "--batch-size", "8",
+                     "--lr", "0.05", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    title = figs["show_grid"][0]._suptitle.get_text()
+    assert title == (f"pixel on {tiny_dir}: 2 epochs (best {metrics['best_epoch']}), "
+                     f"test mIoU {metrics['miou']:.3f}")
+    assert [t.get_text() for t in figs["show_grid"][0].legends[0].get_texts()][:2] == ["background", "square"]
+    curves = figs["plot_curves"][0]
+    _, losses = curves.axes[0].lines[0].get_data()
+    _, val = curves.axes[1].lines[0].get_data()
+    assert list(losses) == [row["loss"] for row in metrics["history"]["epochs"]]
+    assert list(val) == [row["val_miou"] for row in metrics["history"]["epochs"]] and len(val) == 2
+    assert (out / "curves.png").stat().st_size > 1000 and str(out / "curves.png") in printed
+    assert not plt.get_fignums()                                            # the command closes its figures
+
+    ds = data.load_dataset(tiny_dir, "test")
+    Image.fromarray((ds.images[0].transpose(1, 2, 0) * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    assert cli.main(["predict", "--checkpoint", str(out / "best.npz"), "--image", str(tmp_path / "in.png"),
+                     "--out", str(tmp_path / "mask.png"), "--overlay", str(tmp_path / "pics/overlay.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "mask.png")).shape == (16, 16, 3)    # the plain mask, unchanged
+    with Image.open(tmp_path / "pics/overlay.png") as im:
+        assert im.format == "PNG" and im.size[0] > 200
+    fig = figs["show_grid"][-1]
+    assert [ax.get_title() for ax in fig.axes] == ["image", "prediction"]
+    assert "square" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "in.png" in fig._suptitle.get_text() and "pixel" in fig._suptitle.get_text()
+    assert "overlay.png" in capsys.readouterr().out
+
+
+def test_datasets_prints_a_table(tiny_dir, tmp_path, monkeypatch, capsys):
+    """`minseg datasets`: name, classes, image size, split sizes, built or not, where, for built-ins and prepared."""
+    import shutil
+
+    from minseg.data import registry
+
+    monkeypatch.setenv("MINSEG_DATA", str(tmp_path / "cache"))
+    shutil.copytree(tiny_dir, tmp_path / "cache" / "tiny")
+    spec = registry.BUILTINS["coins"]                     # a current cache of coins, seed 0 (two tiny splits)
+    z = np.zeros((2, 1, 64, 64), np.uint8), np.zeros((2, 64, 64), np.uint8), np.zeros((2, 64, 64), np.uint8)
+    data.write_dataset(registry.builtin_path("coins", 0), {
+        "name": "coins", "class_names": list(spec.class_names), "palette": spec.palette.tolist(),
+        "things": list(spec.things), "ignore_index": 255, "seed": 0, "version": spec.version},
+        {s: z for s in spec.sizes})
+    (tmp_path / "cache" / "broken").mkdir()
+    (tmp_path / "cache" / "broken" / "meta.json").write_text("{")
+    assert cli.main(["datasets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "classes", "image", "(CxHxW)", "splits", "built", "where"]
+    rows = {line.split()[0]: line for line in lines[2:] if line and not line.startswith(("cache", "broken:"))}
+    assert list(rows) == ["shapes", "digits", "coins", "broken", "tiny"]
+    assert "5: background, circle" in rows["shapes"] and "3x64x64" in rows["shapes"]
+    assert "train 1000, val 200, test 200" in rows["shapes"] and "no, made on first use" in rows["shapes"]
+    assert rows["shapes"].endswith(str(tmp_path / "cache" / "shapes-seed0"))
+    assert "1x64x64" in rows["digits"] and "11: background, 0, 1" in rows["digits"]
+    assert re.search(r"train 147, val 42, test 42 +yes ", rows["coins"])
+    assert "2: background, square" in rows["tiny"] and "3x16x16" in rows["tiny"]
+    assert "train 32, val 8, test 8" in rows["tiny"] and rows["tiny"].endswith(str(tmp_path / "cache" / "tiny"))
+    assert "unreadable" in rows["broken"] and any(ln.startswith("broken: read_meta:") for ln in lines)
+    assert any(ln.startswith(f"cache: {tmp_path / 'cache'}") for ln in lines)
+    # the columns line up: every row's "where" starts where the header's does
+    col = lines[0].index("where")
+    assert all(line[col - 2:col] == "  " and line[col] == "/" for line in rows.values())

@@ -120,3 +120,79 @@ def test_headless_run_uses_agg(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "agg" and (tmp_path / "g.png").is_file()
+
+
+def _drawn(fig):
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def test_show_grid_title_and_a_legend_beside_that_does_not_wrap(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from minseg.data import make_shapes, SHAPES_CLASSES
+
+    images, labels, _ = make_shapes(2, seed=1, size=32)
+    names = ["background", "a circle with a rather long class name", "square", "triangle", "cross"]
+    fig = viz.show_grid(images, labels, labels, class_names=names, title="unet on shapes: 3 epochs, test mIoU 0.912",
+                        path=tmp_path / "g.png")
+    try:
+        assert fig._suptitle.get_text() == "unet on shapes: 3 epochs, test mIoU 0.912"
+        r = _drawn(fig)
+        leg = fig.legends[0]
+        texts = leg.get_texts()
+        assert all("\n" not in t.get_text() for t in texts)
+        boxes = [t.get_window_extent(r) for t in texts]
+        assert len({round(b.x0) for b in boxes}) == 1                    # one column: every name starts at one x
+        lb, fb = leg.get_window_extent(r), fig.bbox
+        assert lb.x0 >= max(ax.get_window_extent(r).x1 for ax in fig.axes)   # beside the grid, not over it
+        assert lb.x1 <= fb.x1 and lb.y0 >= fb.y0 and lb.y1 <= fb.y1          # inside the figure: nothing cut
+        title_box = fig._suptitle.get_window_extent(r)
+        assert title_box.y0 >= max(ax.title.get_window_extent(r).y1 for ax in fig.axes[:3]) - 1  # above the titles
+        assert title_box.x0 >= 0 and title_box.x1 <= fb.x1
+    finally:
+        plt.close(fig)
+    # 40 long names beside one short row: more columns, still all inside the figure
+    many = [f"a long class name number {i}" for i in range(40)]
+    lab = (np.arange(40 * 16).reshape(1, 40, 16) // 16)
+    fig = viz.show_grid(np.zeros((1, 3, 40, 16)), lab, class_names=many)
+    try:
+        r = _drawn(fig)
+        leg = fig.legends[0]
+        assert len(leg.get_texts()) == 40 and len({round(t.get_window_extent(r).x0) for t in leg.get_texts()}) > 1
+        lb = leg.get_window_extent(r)
+        assert lb.x1 <= fig.bbox.x1 and lb.y0 >= 0 and lb.y1 <= fig.bbox.y1
+        assert [ax.get_title() for ax in fig.axes] == ["image", "labels 1"]
+        assert fig.axes[0].get_position().x1 < fig.axes[1].get_position().x0      # columns in order, apart
+    finally:
+        plt.close(fig)
+
+
+def test_plot_curves_draws_loss_and_val_miou(tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = [{"epoch": 1, "loss": 1.2, "val_miou": 0.31}, {"epoch": 2, "loss": 0.7, "val_miou": 0.64},
+            {"epoch": 3, "loss": 0.5, "val_miou": 0.58}]
+    fig = viz.plot_curves({"epochs": rows, "best_epoch": 2}, path=tmp_path / "c.png", title="t")
+    try:
+        ax_loss, ax_val = fig.axes[:2]
+        x, y = ax_loss.lines[0].get_data()
+        assert list(x) == [1, 2, 3] and list(y) == [1.2, 0.7, 0.5]
+        x, y = ax_val.lines[0].get_data()
+        assert list(x) == [1, 2, 3] and list(y) == [0.31, 0.64, 0.58]
+        bx, by = ax_val.lines[1].get_data()
+        assert list(bx) == [2] and list(by) == [0.64]                     # the best epoch, not the last
+        assert "best 0.640 (epoch 2)" in [t.get_text() for t in ax_val.get_legend().get_texts()]
+        assert ax_loss.get_ylabel() == "mean training loss" and ax_val.get_ylabel() == "mIoU"
+        with Image.open(tmp_path / "c.png") as im:
+            assert im.format == "PNG"
+    finally:
+        plt.close(fig)
+    fig = viz.plot_curves([{"epoch": 1, "loss": 0.9}])                  # no val split: loss only, said so
+    try:
+        assert not fig.axes[1].lines and "no validation split" in [t.get_text() for t in fig.axes[1].texts]
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="plot_curves: expected a history with a non-empty list of epochs"):
+        viz.plot_curves({"epochs": []})

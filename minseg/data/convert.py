@@ -21,6 +21,9 @@ image, nearest for labels and instances), then padded with ``ignore_index``.
   and ``train-labels.tif``, 30 pages of 512 x 512), the U-Net paper's data.
 - ``prepare_coco_panoptic``: COCO panoptic (``panoptic_<split>2017.json`` and
   the PNGs whose RGB encodes the segment id ``R + 256 G + 256^2 B``).
+- ``prepare_cityscapes``: Cityscapes ``gtFine`` label ids to the 19 train ids.
+- ``prepare_folder``: a user's own folder of images and label PNGs (index
+  PNGs, or colour PNGs with a palette given in a classes file).
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from .transforms import fit_to_square, resize_bilinear, resize_nearest
 
 __all__ = ["VOC_CLASSES", "ISBI_CLASSES", "read_image", "read_mask", "prepare_voc", "prepare_isbi",
            "prepare_coco_panoptic", "read_tiff_pages", "rgb_to_id", "prepare_cityscapes", "cityscapes_labels",
-           "CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_IDS"]
+           "CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_IDS", "prepare_folder", "read_classes"]
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -108,13 +111,13 @@ def read_mask(path, palette: np.ndarray, op: str = "read_mask", void_color=VOC_V
         with Image.open(path) as im:
             im.load()
             mode = im.mode
-            if mode in ("P", "L", "I;16", "I"):
-                mask = np.asarray(im, dtype=np.int64)                          # (H, W) indices
+            if mode in ("P", "L", "I;16", "I", "1"):
+                mask = np.asarray(im, dtype=np.int64)                          # (H, W) indices ("1": 0 / 1)
             else:
                 rgb = np.asarray(im.convert("RGB"), dtype=np.int64)            # (H, W, 3)
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{op}: {str(path)!r} is corrupt or not an image: {err}") from None
-    if mode in ("P", "L", "I;16", "I"):
+    if mode in ("P", "L", "I;16", "I", "1"):
         bad = np.unique(mask[(mask >= K) & (mask != ignore_index)])
         if bad.size:
             raise ValueError(f"{op}: {str(path)!r} has label index {int(bad[0])} not in the palette "
@@ -356,12 +359,32 @@ def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    rgb : ndarray of uint8, shape (H, W, 3)
+    rgb : ndarray of uint8 (or another integer dtype with values in 0..255), shape (H, W, 3)
+        Channels last, as COCO's ``rgb2id``; ``read_image`` returns ``(3, H, W)``,
+        so pass ``read_image(path).transpose(1, 2, 0)``.
 
     Returns
     -------
     ndarray of int64, shape (H, W)
+
+    Raises
+    ------
+    ValueError
+        Not of shape (H, W, 3) (a (3, H, W) array, a grey (H, W) one), or values outside 0..255.
+    TypeError
+        A float or bool array (colours in [0, 1] would give wrong ids).
     """
+    op = "rgb_to_id"
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        hint = (" (channels first: pass rgb.transpose(1, 2, 0))" if rgb.ndim == 3 and rgb.shape[0] == 3
+                else " (a grey image has no segment colours)" if rgb.ndim == 2 else "")
+        raise ValueError(f"{op}: expected rgb of shape (H, W, 3), got shape {rgb.shape}{hint}")
+    if rgb.dtype.kind not in "ui":
+        raise TypeError(f"{op}: expected rgb of an integer dtype (uint8 colours 0..255), got {rgb.dtype}")
+    if rgb.size and (int(rgb.min()) < 0 or int(rgb.max()) > 255):
+        raise ValueError(f"{op}: expected rgb values in 0..255, got values in "
+                         f"{int(rgb.min())}..{int(rgb.max())}")
     rgb = rgb.astype(np.int64)
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
@@ -599,4 +622,234 @@ def prepare_cityscapes(root, out, size: int = 128, splits=("train", "val"), limi
     meta = {"name": "cityscapes", "class_names": list(CITYSCAPES_CLASSES), "palette": [list(c) for c in CITYSCAPES_COLORS],
             "things": list(CITYSCAPES_THINGS), "ignore_index": 255, "has_instances": True,
             "source": f"Cityscapes gtFine from {str(root)!r}, fit_to_square({size})", "version": 1}
+    return write_dataset(out, meta, arrays, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- a folder of one's own images
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_classes(path, op: str = "read_classes"):
+    """Read a classes file: one class per line, in label order, optionally with its mask colour.
+
+    Each non-blank line that does not start with ``#`` is ``name`` or
+    ``name R G B`` (three ints 0..255, the colour of that class in colour
+    mask PNGs); a name may hold spaces (``traffic light 250 170 30``). Line
+    ``k`` (counting classes only) is label ``k``. Either every class has a
+    colour or none has.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    names : list of str, length K
+    colours : ndarray of uint8, shape (K, 3), or None
+        None when the file gives no colours.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A missing file, an empty one, a duplicate name or colour, colours on
+        some lines only (the message names the file and the line).
+    """
+    path = _need_file(Path(path).expanduser(), op, "classes file")
+    names, colours = [], []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split()
+        colour = None
+        if len(parts) >= 4 and all(p.isdigit() for p in parts[-3:]):
+            colour = tuple(int(p) for p in parts[-3:])
+            if max(colour) > 255:
+                raise ValueError(f"{op}: {str(path)!r} line {lineno}: expected colour values in 0..255, "
+                                 f"got {colour}")
+            text = " ".join(parts[:-3])
+        if text in names:
+            raise ValueError(f"{op}: {str(path)!r} line {lineno}: class {text!r} is listed twice")
+        if colour is not None and colour in colours:
+            raise ValueError(f"{op}: {str(path)!r} line {lineno}: colour {colour} is already class "
+                             f"{names[colours.index(colour)]!r}")
+        if colours and (colour is None) != (colours[0] is None):
+            raise ValueError(f"{op}: {str(path)!r} line {lineno}: expected every class to have a colour "
+                             "(name R G B) or none to, got a mix")
+        names.append(text)
+        colours.append(colour)
+    if not names:
+        raise ValueError(f"{op}: {str(path)!r} lists no classes; expected one class name per line")
+    if len(names) > 255:
+        raise ValueError(f"{op}: {str(path)!r} lists {len(names)} classes; expected at most 255 "
+                         "(255 is the ignore label)")
+    return names, (None if colours[0] is None else np.asarray(colours, dtype=np.uint8))
+
+
+def _files_by_stem(directory: Path, op: str, what: str) -> dict:
+    """``{stem: path}`` of the image files in ``directory`` (hidden and non-image files skipped)."""
+    found = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.stem in found:
+            raise ValueError(f"{op}: {what} {str(path)!r} and {str(found[path.stem])!r} have the same name; "
+                             "expected one file per name")
+        found[path.stem] = path
+    if not found:
+        raise ValueError(f"{op}: {what} directory {str(directory)!r} holds no image files "
+                         f"(expected {', '.join(IMAGE_SUFFIXES)})")
+    return found
+
+
+def _pair_files(images_dir: Path, masks_dir: Path, op: str) -> list:
+    """``[(image_path, mask_path)]`` sorted by name; every image must have a mask of the same name and back."""
+    images = _files_by_stem(images_dir, op, "image")
+    masks = _files_by_stem(masks_dir, op, "mask")
+    for stem, image_path in images.items():
+        if stem not in masks:
+            raise FileNotFoundError(f"{op}: image {str(image_path)!r} has no mask: expected "
+                                    f"{str(masks_dir / (stem + '.png'))!r}")
+    for stem, mask_path in masks.items():
+        if stem not in images:
+            raise FileNotFoundError(f"{op}: mask {str(mask_path)!r} has no image of the same name in "
+                                    f"{str(images_dir)!r}")
+    return [(images[s], masks[s]) for s in sorted(images)]
+
+
+def _read_folder_mask(path: Path, palette, op: str) -> np.ndarray:
+    """A mask as ``(H, W)`` int64: through the palette when given, else an index PNG read as is."""
+    if palette is not None:
+        return read_mask(path, palette, op).astype(np.int64)
+    path = _need_file(path, op, "mask file")
+    try:
+        with _pil().open(path) as im:
+            im.load()
+            mode = im.mode
+            mask = np.asarray(im, dtype=np.int64) if mode in ("P", "L", "I;16", "I", "1") else None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{op}: {str(path)!r} is corrupt or not an image: {err}") from None
+    if mask is None:
+        raise ValueError(f"{op}: mask {str(path)!r} is a colour ({mode}) PNG; expected an index PNG "
+                         "(one class id per pixel), or pass a classes file with a colour per class "
+                         "(--classes, lines 'name R G B')")
+    return mask
+
+
+def _split_indices(n: int, val_fraction: float, seed: int):
+    """Train and val indices: a seeded shuffle, ``round(n * val_fraction)`` to val (>= 1 when the fraction > 0)."""
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0:
+        n_val = max(n_val, 1)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def prepare_folder(images, masks, out, classes=None, size: int | None = 128, val_fraction: float = 0.2,
+                   seed: int = 0, overwrite: bool = False, show_progress: bool = True) -> Path:
+    """Convert a folder of images and a folder of label PNGs into a minseg dataset.
+
+    ``images/<name>.<jpg|png|...>`` is paired with ``masks/<name>.png`` (any
+    image suffix; the names must match one to one). A mask is either
+
+    - an index PNG (greyscale ``L``, 16-bit, or palette ``P`` mode): each
+      pixel holds its class id ``0..K-1``, 255 = ignore (VOID); or
+    - a colour PNG (RGB): each pixel holds its class's colour, given in the
+      classes file (``name R G B`` per line; with names only, PASCAL VOC's
+      colours ``make_palette(K)``); VOC's void cream ``(224, 224, 192)``
+      is ignore. A colour in no class is refused.
+
+    Parameters
+    ----------
+    images, masks : str or Path
+        The two directories.
+    out : str or Path
+        The dataset directory to write (atomically: all of it or nothing).
+    classes : str or Path, optional
+        A classes file (see ``read_classes``). Without it the masks must be
+        index PNGs, K is the largest id + 1 and the classes are named
+        ``class_0 .. class_{K-1}``.
+    size : int or None, default 128
+        Every image becomes ``size x size`` (``fit_to_square``: the longer
+        side scaled to ``size``, the rest padded with ignore). None keeps the
+        native size, which all images must then share.
+    val_fraction : float in [0, 1), default 0.2
+        The share of images (a seeded shuffle, at least one when > 0) that
+        becomes the ``val`` split; the rest is ``train``.
+    seed : int, default 0
+        Seed of that shuffle.
+    overwrite, show_progress : bool
+
+    Returns
+    -------
+    Path
+        ``out``. Every class is stuff and ``has_instances`` is false: label
+        PNGs hold no instance ids.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing directory, an image without a mask or a mask without an image.
+    ValueError
+        An unreadable file, an image and mask of different sizes, a label
+        value or colour outside the classes (each names the file).
+    """
+    op = "prepare_folder"
+    _check_size(size, op)
+    if not (isinstance(val_fraction, (int, float)) and not isinstance(val_fraction, bool)
+            and 0 <= val_fraction < 1):
+        raise ValueError(f"{op}: expected val_fraction in [0, 1), got {val_fraction!r}")
+    out = _check_out(out, overwrite, op)
+    images_dir = _need_dir(Path(images).expanduser(), op, "images")
+    masks_dir = _need_dir(Path(masks).expanduser(), op, "masks")
+    pairs = _pair_files(images_dir, masks_dir, op)
+    names, palette = (None, None)
+    if classes is not None:
+        names, palette = read_classes(classes, op)
+        if palette is None:
+            palette = make_palette(len(names))
+
+    samples, first = [], None
+    for image_path, mask_path in progress(pairs, total=len(pairs), desc="folder", enable=show_progress):
+        image = read_image(image_path, op)                               # (3, H, W) uint8
+        labels = _read_folder_mask(mask_path, palette, op)               # (H, W) int64
+        _check_same_size(image, labels, image_path, mask_path, op)
+        if labels.size and labels.min() < 0:
+            raise ValueError(f"{op}: mask {str(mask_path)!r} has label {int(labels.min())}; expected ids >= 0")
+        if size is None:
+            first = first or (image_path, image.shape[1:])
+            if image.shape[1:] != first[1]:
+                raise ValueError(f"{op}: image {str(image_path)!r} is {image.shape[1]}x{image.shape[2]} but "
+                                 f"{str(first[0])!r} is {first[1][0]}x{first[1][1]}; expected one size, or "
+                                 "pass size (--size) to bring them all to size x size")
+        else:
+            image, labels, _ = fit_to_square(image, labels, None, size)
+        samples.append((image, labels, mask_path))
+
+    if names is None:
+        top = max(int(np.max(lab, initial=0, where=lab != 255)) for _, lab, _ in samples)
+        names = [f"class_{k}" for k in range(top + 1)]
+        palette = make_palette(len(names))
+        if len(names) > 255:
+            worst = next(p for _, lab, p in samples if np.any((lab > 254) & (lab != 255)))
+            raise ValueError(f"{op}: mask {str(worst)!r} has label ids above 254; expected 0..254 "
+                             "(255 is ignore)")
+    K = len(names)
+    train_idx, val_idx = _split_indices(len(samples), val_fraction, seed)
+    if train_idx.size == 0:
+        raise ValueError(f"{op}: {len(samples)} image(s) with val_fraction={val_fraction} leave none to "
+                         "train on; expected a smaller val_fraction or more images")
+    images_arr = np.stack([s[0] for s in samples])                       # (N, 3, S, S)
+    labels_arr = np.stack([s[1] for s in samples]).astype(np.uint8)     # (N, S, S), ids < 255 or 255
+    instances_arr = np.zeros(labels_arr.shape, dtype=np.uint8)         # (N, S, S), no instances
+    arrays = {"train": (images_arr[train_idx], labels_arr[train_idx], instances_arr[train_idx])}
+    if val_idx.size:
+        arrays["val"] = (images_arr[val_idx], labels_arr[val_idx], instances_arr[val_idx])
+    meta = {"name": out.name, "class_names": list(names), "palette": np.asarray(palette).tolist(),
+            "things": [False] * K, "ignore_index": 255, "has_instances": False,
+            "files": {"train": [pairs[i][0].name for i in train_idx], "val": [pairs[i][0].name for i in val_idx]},
+            "source": f"images {str(images_dir)!r}, masks {str(masks_dir)!r}"
+                      + (f", fit_to_square({size})" if size else ", native size")
+                      + f", val_fraction {val_fraction}, seed {seed}", "version": 1}
     return write_dataset(out, meta, arrays, overwrite=overwrite)

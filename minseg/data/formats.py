@@ -58,6 +58,7 @@ __all__ = [
     "check_arrays",
     "make_palette",
     "progress",
+    "split_image_shape",
 ]
 
 FORMAT = "minseg-dataset"
@@ -323,6 +324,28 @@ def read_split(path, split: str = "train", meta: dict | None = None) -> Dataset:
         split=split,
         meta=meta,
     )
+
+
+def split_image_shape(path, split: str = "train") -> tuple:
+    """``(N, C, H, W)`` of ``<path>/<split>.npz``'s images, read from the ``.npy`` header alone (no array loaded).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing, or not a split file with an ``images`` array (the message names the file).
+    """
+    split_path = Path(path) / f"{split}.npz"
+    if not split_path.is_file():
+        raise FileNotFoundError(f"split_image_shape: {str(split_path)!r} not found")
+    try:
+        with zipfile.ZipFile(split_path) as z, z.open("images.npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, _ = read_header(f)
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"split_image_shape: {str(split_path)!r} is corrupt or has no images array: {err}") from None
+    return tuple(int(d) for d in shape)
 
 
 # --------------------------------------------------------------------------- writing

@@ -20,12 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from .formats import META_FILE, Dataset, make_palette, read_meta, read_split, write_dataset
+from .formats import META_FILE, Dataset, make_palette, read_meta, read_split, split_image_shape, write_dataset
 from .photo import COINS_CLASSES, make_coins
 from .synthetic import DIGITS_CLASSES, SHAPES_CLASSES, make_digits, make_shapes
 
 __all__ = ["BUILTINS", "Builtin", "data_home", "list_datasets", "builtin_path", "prepare_builtin",
-           "load_dataset", "load_splits"]
+           "load_dataset", "load_splits", "describe_datasets"]
 
 
 def data_home() -> Path:
@@ -46,6 +46,7 @@ class Builtin:
     make: Callable                       # (seed) -> {split: (images, labels, instances)}
     version: int = 2
     source: str = ""
+    image_shape: tuple = (3, 64, 64)     # (C, H, W) of every image
 
     @property
     def palette(self) -> np.ndarray:
@@ -92,6 +93,7 @@ BUILTINS = {
         sizes=_SPLITS_1400,
         make=lambda seed: _make_digits(seed, _SPLITS_1400),
         source="minseg.data.synthetic.make_digits (sklearn.datasets.load_digits, bundled)",
+        image_shape=(1, 64, 64),
     ),
     "coins": Builtin(
         name="coins",
@@ -102,6 +104,7 @@ BUILTINS = {
         sizes={"train": 147, "val": 42, "test": 42},
         make=lambda seed: _make_coins(seed, None),
         source="minseg.data.photo.make_coins (skimage/data/coins.png, bundled)",
+        image_shape=(1, 64, 64),
     ),
 }
 
@@ -248,3 +251,43 @@ def load_splits(name_or_path, seed: int = 0, root=None) -> dict:
     path = _resolve(name_or_path, seed, root, "load_splits")
     meta = read_meta(path)
     return {split: read_split(path, split, meta) for split in meta["splits"]}
+
+
+def describe_datasets(root=None, seed: int = 0) -> list[dict]:
+    """One row per dataset ``list_datasets`` names: what ``minseg datasets`` prints.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        The cache directory (default ``data_home()``).
+    seed : int, default 0
+        Which draw of the built-ins to look for.
+
+    Returns
+    -------
+    list of dict
+        ``name, kind ("built-in" or "prepared"), class_names, image_shape (C, H, W), splits {split: N},
+        built (bool: on disk and current), path``. A prepared directory that cannot be read has
+        ``error`` set (and None for what it could not read).
+    """
+    root = Path(root) if root is not None else data_home()
+    rows = []
+    for name in list_datasets(root):
+        if name in BUILTINS:
+            spec = BUILTINS[name]
+            path = builtin_path(name, seed, root)
+            rows.append({"name": name, "kind": "built-in", "class_names": list(spec.class_names),
+                         "image_shape": tuple(spec.image_shape), "splits": dict(spec.sizes),
+                         "built": _is_current(path, spec, seed), "path": path})
+            continue
+        path = root / name
+        row = {"name": name, "kind": "prepared", "class_names": None, "image_shape": None, "splits": None,
+               "built": True, "path": path}
+        try:
+            meta = read_meta(path)
+            row["class_names"], row["splits"] = list(meta["class_names"]), dict(meta["splits"])
+            row["image_shape"] = split_image_shape(path, next(iter(meta["splits"])))[1:]
+        except (FileNotFoundError, ValueError) as err:
+            row["built"], row["error"] = False, str(err)
+        rows.append(row)
+    return rows
