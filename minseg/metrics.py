@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_labels, check_same_shape, pct, show_values
 from .backend import get_array_module, to_numpy
-from .shapes import check_array
+from .shapes import _is_int, check_array
 
 __all__ = [
     "confusion_matrix",
@@ -48,33 +49,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
-
-def _is_int(v) -> bool:
-    """True for Python and NumPy integers, False for bools."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _check_labels(x, name: str, op: str):
-    """Raise unless ``x`` is a NumPy / CuPy array of integer (or bool) labels."""
-    check_array(x, name, op)
-    if x.dtype.kind not in "biu":
-        raise TypeError(f"{op}: expected {name} with an integer dtype (class labels or segment ids), "
-                        f"got dtype {x.dtype}")
-    return x
-
-
-def _check_same_shape(a, b, names: str, op: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{op}: expected {names} of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-
-
-def _show_values(values, limit: int = 10) -> str:
-    """Format a few sorted unique values for an error message: ``[256, 300, ...] (12 distinct)``."""
-    values = np.unique(to_numpy(values))
-    shown = ", ".join(str(int(v)) for v in values[:limit])
-    more = f", ... ({values.size} distinct)" if values.size > limit else ""
-    return f"[{shown}{more}]"
-
 
 def _safe_divide(num, den):
     """``num / den`` elementwise, NaN where ``den == 0`` (no warning)."""
@@ -92,7 +66,7 @@ def _nanmean(v) -> float:
     return float(v[keep].sum() / n) if n else float("nan")
 
 
-def _pct(v: float, width: int = 6) -> str:
+def pct(v: float, width: int = 6) -> str:
     """A fraction printed as a percentage with one decimal, ``n/a`` for NaN."""
     return f"{'n/a':>{width}}" if v != v else f"{100.0 * v:{width}.1f}"
 
@@ -157,9 +131,9 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
     Segmentation", CVPR 2015, Sec. 5.
     """
     op = "confusion_matrix"
-    _check_labels(pred, "pred", op)
-    _check_labels(target, "target", op)
-    _check_same_shape(pred, target, "pred and target", op)
+    check_labels(pred, "pred", op)
+    check_labels(target, "target", op)
+    check_same_shape(pred, target, "pred and target", op)
     _check_classes(num_classes, ignore_index, op)
     xp = get_array_module(pred, target)
     K = int(num_classes)
@@ -173,7 +147,7 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
         if bool(bad.any()):
             where = " at pixels whose target is not ignore_index" if keep is not None else ""
             raise ValueError(f"{op}: expected {name} labels in [0, {K}){where}, got "
-                             f"{int(bad.sum())} pixels with values {_show_values(v[bad])}")
+                             f"{int(bad.sum())} pixels with values {show_values(v[bad])}")
     # The bin of each pixel, t * K + p, in place; ignored pixels go to an extra bin K * K, cut off below.
     t *= K
     t += p
@@ -335,12 +309,12 @@ class SegmentationMetrics:
                  "-" * (width + 42)]
         t, p = self.cm.sum(axis=1), self.cm.sum(axis=0)
         for i, name in enumerate(self.class_names):
-            lines.append(f"{name:<{width}}  {_pct(r['iou'][i])}  {_pct(r['class_accuracy'][i])}  "
+            lines.append(f"{name:<{width}}  {pct(r['iou'][i])}  {pct(r['class_accuracy'][i])}  "
                          f"{int(t[i]):>11d}  {int(p[i]):>11d}")
         lines.append("-" * (width + 42))
-        lines.append(f"mIoU {_pct(r['miou']).strip()}   fwIoU {_pct(r['fwiou']).strip()}   "
-                     f"pixel acc {_pct(r['pixel_accuracy']).strip()}   "
-                     f"mean class acc {_pct(r['mean_class_accuracy']).strip()}")
+        lines.append(f"mIoU {pct(r['miou']).strip()}   fwIoU {pct(r['fwiou']).strip()}   "
+                     f"pixel acc {pct(r['pixel_accuracy']).strip()}   "
+                     f"mean class acc {pct(r['mean_class_accuracy']).strip()}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -1,8 +1,14 @@
 """Optimisers (SGD with momentum and weight decay, Adam) and the poly learning-rate schedule.
 
 Each optimiser takes the ``Parameter`` objects of a model (``model.parameters()``)
-and, on ``step()``, updates ``p.data`` *in place* from ``p.grad`` (parameters
-whose ``grad`` is None are skipped). The update rules are PyTorch's
+and, on ``step()``, updates ``p.data`` *in place* from ``p.grad``. A parameter
+whose ``grad`` is None is skipped entirely, as in PyTorch: it does not move,
+its momentum buffer and Adam moments and step count stay as they are, and no
+weight decay is applied. (A zero gradient is not the same: momentum and
+weight decay would still move the parameter.) Call ``zero_grad()`` before each
+backward, as ``minseg.train.train_step`` does, so that a parameter the
+backward does not reach (a frozen or skipped branch) is skipped rather than
+updated again with its previous gradient. The update rules are PyTorch's
 ``torch.optim.SGD`` and ``torch.optim.Adam``, step for step:
 
 SGD (``g = grad + weight_decay * p``)::
@@ -24,6 +30,7 @@ A training loop::
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     sched = PolyLR(opt, max_steps=1000)
     for x, y in batches:
+        opt.zero_grad()                              # every p.grad = None: no stale gradient
         loss, cache = cross_entropy(model.forward(x), y, ignore_index=255)
         model.backward(cross_entropy_backward(1.0, cache))
         opt.step()
@@ -81,11 +88,16 @@ class Optimizer:
         self.state = [dict() for _ in plist]  # per parameter: buffers, by name
 
     def zero_grad(self) -> None:
+        """Set every gradient to None: until a backward writes it again, ``step`` skips that parameter."""
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
+        """Update every parameter that has a gradient, in place; one whose ``grad`` is None is skipped.
+
+        Skipped means untouched: no update, no change to its momentum buffer
+        or Adam moments or step count, no weight decay (PyTorch's rule).
+        """
         self.steps += 1
         for p, st in zip(self.params, self.state):
             if p.grad is not None:

@@ -52,7 +52,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .backend import get_array_module, to_numpy
-from .metrics import _check_labels, _check_same_shape, _is_int, _pct, _show_values
+from ._checks import check_labels, check_same_shape, pct, show_values
+from .shapes import _is_int
 
 __all__ = [
     "Segment",
@@ -168,11 +169,17 @@ def encode_panoptic(semantic, instance, thing_ids, label_divisor: int = 1000,
     Returns
     -------
     ndarray of int64, same shape
+
+    Raises
+    ------
+    ValueError
+        Negative categories, thing instance ids outside ``[0, label_divisor)``,
+        or a ``label_divisor`` so large that an id would overflow int64.
     """
     op = "encode_panoptic"
-    _check_labels(semantic, "semantic", op)
-    _check_labels(instance, "instance", op)
-    _check_same_shape(semantic, instance, "semantic and instance", op)
+    check_labels(semantic, "semantic", op)
+    check_labels(instance, "instance", op)
+    check_same_shape(semantic, instance, "semantic and instance", op)
     if not _is_int(label_divisor) or label_divisor < 1:
         raise ValueError(f"{op}: expected label_divisor to be an int >= 1, got {label_divisor!r}")
     xp = get_array_module(semantic, instance)
@@ -181,12 +188,16 @@ def encode_panoptic(semantic, instance, thing_ids, label_divisor: int = 1000,
     void = sem == ignore_index if ignore_index is not None else xp.zeros(sem.shape, dtype=bool)
     if bool((~void & (sem < 0)).any()):
         raise ValueError(f"{op}: expected semantic labels >= 0 (or ignore_index={ignore_index}), "
-                         f"got {_show_values(sem[~void & (sem < 0)])}")
+                         f"got {show_values(sem[~void & (sem < 0)])}")
     is_thing = xp.isin(sem, xp.asarray(list(thing_ids), dtype=xp.int64)) & ~void
     bad = is_thing & ((ins < 0) | (ins >= label_divisor))
     if bool(bad.any()):
         raise ValueError(f"{op}: expected thing instance ids in [0, {label_divisor}), "
-                         f"got {_show_values(ins[bad])}")
+                         f"got {show_values(ins[bad])}")
+    largest = int(sem[~void].max()) if bool((~void).any()) else 0
+    if largest * label_divisor + label_divisor - 1 > np.iinfo(np.int64).max:   # Python ints: no overflow here
+        raise ValueError(f"{op}: expected (largest category + 1) * label_divisor <= 2**63 (int64 ids), "
+                         f"got label_divisor={label_divisor} with largest category {largest}")
     pan = sem * label_divisor + xp.where(is_thing, ins, 0)
     return xp.where(void, void_id, pan)
 
@@ -207,7 +218,7 @@ def decode_panoptic(panoptic, label_divisor: int = 1000, void_id: int = -1, thin
         Sorted by id.
     """
     op = "decode_panoptic"
-    _check_labels(panoptic, "panoptic", op)
+    check_labels(panoptic, "panoptic", op)
     if not _is_int(label_divisor) or label_divisor < 1:
         raise ValueError(f"{op}: expected label_divisor to be an int >= 1, got {label_divisor!r}")
     xp = get_array_module(panoptic)
@@ -215,7 +226,7 @@ def decode_panoptic(panoptic, label_divisor: int = 1000, void_id: int = -1, thin
     values = to_numpy(xp.unique(ids))                                      # sorted
     values = values[values != void_id]
     if values.size and values[0] < 0:
-        raise ValueError(f"{op}: expected ids >= 0 or void_id={void_id}, got {_show_values(values[values < 0])}")
+        raise ValueError(f"{op}: expected ids >= 0 or void_id={void_id}, got {show_values(values[values < 0])}")
     things = set(int(t) for t in thing_ids)
     segments = [Segment(int(v), int(v) // label_divisor,
                         int(v) // label_divisor in things and int(v) % label_divisor == 0) for v in values]
@@ -293,16 +304,16 @@ def _dense_ids(ids, keys: np.ndarray, void_id: int, scale: int, dtype, name: str
         dense = xp.where(sorted_known[pos] == flat, xp.asarray(order * scale)[pos], -1).astype(dtype)
     if int(dense.min()) < 0:
         raise ValueError(f"{op}: expected every id in {name}_ids to be void_id={void_id} or listed in "
-                         f"{name}_segments, got unlisted ids {_show_values(flat[dense < 0])}")
+                         f"{name}_segments, got unlisted ids {show_values(flat[dense < 0])}")
     return dense
 
 
 def _match_image(pred_ids, pred_segments, gt_ids, gt_segments, cats: _Categories, void_id: int,
                  op: str) -> _ImageMatch:
     """Pair the segments of one image: count (gt, pred) pixel pairs at once, then apply the rules."""
-    _check_labels(pred_ids, "pred_ids", op)
-    _check_labels(gt_ids, "gt_ids", op)
-    _check_same_shape(pred_ids, gt_ids, "pred_ids and gt_ids", op)
+    check_labels(pred_ids, "pred_ids", op)
+    check_labels(gt_ids, "gt_ids", op)
+    check_same_shape(pred_ids, gt_ids, "pred_ids and gt_ids", op)
     xp = get_array_module(pred_ids, gt_ids)
     gt_listed = _as_segments(gt_segments, "gt_segments", op)
     gt = sorted(gt_listed, key=lambda s: s.id)
@@ -511,12 +522,12 @@ class PanopticQuality:
         head = f"{'':<{width}}| {'PQ':>6} {'SQ':>6} {'RQ':>6} {'TP':>6} {'FP':>6} {'FN':>6}  kind"
         lines = [head, "-" * len(head)]
         for cid, c in r["per_class"].items():
-            lines.append(f"{c['name']:<{width}}| {_pct(c['pq'])} {_pct(c['sq'])} {_pct(c['rq'])} "
+            lines.append(f"{c['name']:<{width}}| {pct(c['pq'])} {pct(c['sq'])} {pct(c['rq'])} "
                          f"{c['tp']:>6d} {c['fp']:>6d} {c['fn']:>6d}  {'thing' if c['isthing'] else 'stuff'}")
         lines += ["-" * len(head), f"{'':<{width}}| {'PQ':>6} {'SQ':>6} {'RQ':>6} {'N':>6}"]
         for group in ("All", "Things", "Stuff"):
             g = r[group]
-            lines.append(f"{group:<{width}}| {_pct(g['pq'])} {_pct(g['sq'])} {_pct(g['rq'])} {g['n']:>6d}")
+            lines.append(f"{group:<{width}}| {pct(g['pq'])} {pct(g['sq'])} {pct(g['rq'])} {g['n']:>6d}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -759,7 +770,7 @@ def connected_components(mask, connectivity: int = 4):
     num : int
     """
     op = "connected_components"
-    _check_labels(mask, "mask", op)
+    check_labels(mask, "mask", op)
     if mask.ndim != 2:
         raise ValueError(f"{op}: expected mask of shape (H, W), got shape {tuple(mask.shape)}")
     _check_connectivity(connectivity, op)
@@ -786,7 +797,7 @@ def instances_from_semantic(semantic, thing_ids, connectivity: int = 4):
     ndarray of int64, shape (H, W)
     """
     op = "instances_from_semantic"
-    _check_labels(semantic, "semantic", op)
+    check_labels(semantic, "semantic", op)
     if semantic.ndim != 2:
         raise ValueError(f"{op}: expected semantic of shape (H, W), got shape {tuple(semantic.shape)}")
     _check_connectivity(connectivity, op)

@@ -310,21 +310,33 @@ def bilinear_interpolate_backward_loops(dy, x_shape, align_corners=False, scales
     return dx
 
 
+def _nearest_source(o, in_size, out_size, scale):
+    """The input pixel nearest-neighbour resizing reads for output pixel ``o`` (PyTorch's float32 step)."""
+    if out_size == in_size:
+        return o
+    if out_size == 2 * in_size:
+        return o // 2
+    step = np.float32(1.0 / scale) if scale else np.float32(in_size) / np.float32(out_size)
+    return min(int(np.floor(np.float32(o) * step)), in_size - 1)
+
+
 def upsample_nearest_loops(x, size, scales=(None, None)):
     """Nearest-neighbour resizing: ``y[i, j] = x[floor(i * step_h), floor(j * step_w)]`` (PyTorch's float32 steps)."""
     N, C, H, W = x.shape
     H_out, W_out = size
-
-    def source(o, in_size, out_size, scale):
-        if out_size == in_size:
-            return o
-        if out_size == 2 * in_size:
-            return o // 2
-        step = np.float32(1.0 / scale) if scale else np.float32(in_size) / np.float32(out_size)
-        return min(int(np.floor(np.float32(o) * step)), in_size - 1)
-
     y = np.empty((N, C, H_out, W_out), dtype=x.dtype)
     for i in range(H_out):
         for j in range(W_out):
-            y[:, :, i, j] = x[:, :, source(i, H, H_out, scales[0]), source(j, W, W_out, scales[1])]
+            y[:, :, i, j] = x[:, :, _nearest_source(i, H, H_out, scales[0]), _nearest_source(j, W, W_out, scales[1])]
     return y
+
+
+def upsample_nearest_backward_loops(dy, x_shape, scales=(None, None)):
+    """Backward of nearest resizing: every ``dy[i, j]`` is added to the one input pixel that output read."""
+    N, C, H, W = x_shape
+    H_out, W_out = dy.shape[2:]
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            dx[:, :, _nearest_source(i, H, H_out, scales[0]), _nearest_source(j, W, W_out, scales[1])] += dy[:, :, i, j]
+    return dx

@@ -4,8 +4,9 @@ One training step, with no autograd::
 
     logits = model.forward(images)                                   # (B, K, H, W)
     loss, cache = cross_entropy(logits, labels, ignore_index=255)    # mean over labelled pixels
-    model.backward(cross_entropy_backward(1.0, cache))               # fills every p.grad by hand
-    optimizer.step()                                                 # SGD or Adam
+    optimizer.zero_grad()                                            # p.grad = None everywhere
+    model.backward(cross_entropy_backward(1.0, cache))               # fills p.grad by hand
+    optimizer.step()                                                 # SGD or Adam; skips grad None
 
 ``train`` repeats that over shuffled mini-batches, evaluates mIoU on the
 validation split after every epoch, and keeps the best checkpoint.
@@ -37,6 +38,7 @@ from .backend import to_numpy
 from .data import Compose, Dataset, RandomFlip, batches, progress
 from .metrics import SegmentationMetrics
 from .models import SegmentationModel, build_model
+from .models.registry import check_finite
 from .ops import cross_entropy, cross_entropy_backward
 from .optim import SGD, Adam, PolyLR
 from .panoptic import PanopticQuality, encode_panoptic, instances_from_semantic
@@ -132,7 +134,14 @@ def _make_optimizer(model, cfg: TrainConfig):
 
 
 def train_step(model, optimizer, images, labels, ignore_index: int = 255, weight=None) -> float:
-    """One step: forward, per-pixel cross-entropy, hand-written backward, optimiser update; returns the loss."""
+    """One step: forward, per-pixel cross-entropy, hand-written backward, optimiser update; returns the loss.
+
+    Every gradient is cleared first, so a parameter this step's backward does
+    not reach (a frozen or skipped branch) has ``grad = None`` and the
+    optimiser leaves it alone (PyTorch's rule: no update, no momentum or Adam
+    step, no weight decay), instead of applying its previous gradient again.
+    """
+    optimizer.zero_grad()                                                 # no stale gradient survives
     logits = model.forward(images)                                        # (B, K, H, W)
     loss, cache = cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index)
     model.backward(cross_entropy_backward(1.0, cache))
@@ -225,7 +234,15 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
 # --------------------------------------------------------------------------- evaluation
 
 def predict(model: SegmentationModel, images, batch_size: int = 32):
-    """Class ids (N, H, W) for images (N, C, H, W), in evaluation mode, batch by batch."""
+    """Class ids (N, H, W) for images (N, C, H, W), in evaluation mode, batch by batch.
+
+    Raises
+    ------
+    ValueError
+        When an image holds a NaN or inf pixel (the message names the first, by
+        its index in ``images``): its class would otherwise be a silent guess.
+    """
+    check_finite("predict", images, "images")
     out = [to_numpy(model.predict(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
     return np.concatenate(out, axis=0) if out else np.zeros((0, *images.shape[2:]), dtype=np.int64)
 

@@ -81,3 +81,23 @@ def test_errors():
     _, cache = relu(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"relu_backward: expected dy of shape \(2, 3\)"):
         relu_backward(np.ones((3, 2)), cache)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (0, 3), (2, 0, 3)])
+def test_empty_inputs_match_torch(shape):
+    """An empty batch (N = 0), or an empty channel axis for softmax: empty results of the right shape."""
+    torch = torch_or_skip()
+    F = torch.nn.functional
+    pairs = [(relu, relu_backward, F.relu), (softmax, softmax_backward, lambda t: F.softmax(t, 1)),
+             (log_softmax, log_softmax_backward, lambda t: F.log_softmax(t, 1)),
+             (lambda x: dropout(x, 0.5, rng=np.random.default_rng(0)), dropout_backward,
+              lambda t: F.dropout(t, 0.5, True))]
+    for forward, backward, theirs in pairs:
+        x = np.zeros(shape)
+        y, cache = forward(x)
+        dx = backward(np.ones(y.shape), cache)
+        tx = torch.tensor(x, requires_grad=True)
+        ty = theirs(tx)
+        ty.backward(torch.ones_like(ty))
+        assert y.shape == tuple(ty.shape) == shape and y.dtype == x.dtype
+        assert dx.shape == tuple(tx.grad.shape) == shape

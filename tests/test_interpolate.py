@@ -22,6 +22,7 @@ from minseg.ops import (
 from minseg.reference import (
     bilinear_interpolate_backward_loops,
     bilinear_interpolate_loops,
+    upsample_nearest_backward_loops,
     upsample_nearest_loops,
 )
 
@@ -99,8 +100,11 @@ def test_nearest_gradcheck_and_loops(resize):
     x = rng.standard_normal((2, 2, 4, 5))
     report = check_backward(upsample_nearest, upsample_nearest_backward, {"x": x}, **resize)
     assert report.passed, str(report)
-    y, _ = upsample_nearest(x, **resize)
+    y, cache = upsample_nearest(x, **resize)
     np.testing.assert_array_equal(y, upsample_nearest_loops(x, y.shape[2:], _scales(resize)))
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(upsample_nearest_backward(dy, cache),
+                               upsample_nearest_backward_loops(dy, x.shape, _scales(resize)), rtol=1e-12, atol=1e-12)
 
 
 def _scales(resize):
@@ -174,6 +178,155 @@ def test_float32_keeps_dtype_and_matches_torch(torch, align_corners):
         ty, tdx = _torch_resize(torch, x, dy, "bilinear", align_corners=align_corners, **resize)
         np.testing.assert_allclose(y, ty, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(dx, tdx, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- NaN and inf, as PyTorch
+
+def _assert_same_non_finite(ours, theirs, what):
+    """Same shape, NaN at the same places, the same +-inf at the same places, finite values to round-off."""
+    assert ours.shape == theirs.shape, what
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs), err_msg=f"NaN pattern: {what}")
+    np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(theirs), err_msg=f"+inf pattern: {what}")
+    np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(theirs), err_msg=f"-inf pattern: {what}")
+    finite = np.isfinite(theirs)
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+# up and down, per axis, an axis that keeps its size, sizes 1, the whole map unchanged
+NON_FINITE_RESIZES = [dict(size=(8, 8)), dict(size=(2, 3)), dict(size=(4, 9)), dict(size=(7, 4)),
+                      dict(scale_factor=1.7), dict(scale_factor=(0.5, 2)), dict(size=(1, 1)), dict(size=(4, 4)),
+                      dict(size=(40, 70))]
+
+
+def _positions(H, W):
+    """Corners, the middle of each edge, and an inside pixel."""
+    return sorted({(0, 0), (0, W - 1), (H - 1, 0), (H - 1, W - 1), (0, W // 2), (H // 2, 0),
+                   (H - 1, W // 2), (H // 2, W - 1), (H // 2, W // 2)})
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, "inf and -inf"])
+def test_bilinear_non_finite_matches_torch(torch, align_corners, value):
+    """NaN / +-inf in x (forward) and in dy (backward): the same pattern as PyTorch's CPU kernel, element for element."""
+    rng = np.random.default_rng(10)
+    checked = reached = 0
+    for (H, W), resize in itertools.product([(4, 4), (3, 5), (1, 4), (5, 1)], NON_FINITE_RESIZES):
+        if resize == dict(scale_factor=(0.5, 2)) and H == 1:
+            continue                                   # floor(1 * 0.5) = 0 rows: refused, tested below
+        for h, w in _positions(H, W):
+            x = rng.standard_normal((2, 2, H, W))
+            if value == "inf and -inf":        # neighbours of opposite sign meet: inf - inf
+                x[0, 1, h, w], x[0, 1, (h + 1) % H, (w + 1) % W] = np.inf, -np.inf
+            else:
+                x[0, 1, h, w] = value
+            y, cache = bilinear_interpolate(x, align_corners=align_corners, **resize)
+            H_out, W_out = y.shape[2:]
+            dy = rng.standard_normal(y.shape)
+            g = np.inf if value == "inf and -inf" else value
+            dy[1, 0, h * H_out // H, w * W_out // W] = g
+            if value == "inf and -inf":
+                dy[1, 0, H_out - 1 - h * H_out // H, W_out - 1 - w * W_out // W] = -np.inf
+            ty, tdx = _torch_resize(torch, x, dy, "bilinear", align_corners=align_corners, **resize)
+            what = f"{(H, W)} {resize} align_corners={align_corners} at {(h, w)}"
+            _assert_same_non_finite(y, ty, "forward " + what)
+            _assert_same_non_finite(bilinear_interpolate_backward(dy, cache), tdx, "backward " + what)
+            checked += 1
+            reached += not np.isfinite(ty).all()
+    assert checked == (9 + 9 + 3 + 3) * len(NON_FINITE_RESIZES) - 3
+    assert reached > 0.8 * checked     # most cases really produce NaN / inf (downsizing may skip the pixel)
+
+
+def test_bilinear_non_finite_measured_counts(torch):
+    """The numbers a matrix product gets wrong: one NaN or inf reaches only the outputs that read it."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 2] = np.nan
+    y, cache = bilinear_interpolate(x, size=(8, 8))
+    # rows 0..4 read input row 1 (row 0 with weight 0: NaN * 0 is NaN), columns 3..6 read input column 2
+    assert np.isnan(y).sum() == 20 and np.isnan(y[0, 0, :5, 3:7]).all()
+    ty, _ = _torch_resize(torch, x, np.ones((1, 1, 8, 8)), "bilinear", size=(8, 8), align_corners=False)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ty))
+    dy = np.ones((1, 1, 8, 8))
+    dy[0, 0, 3, 3] = np.nan                            # src (1.25, 1.25): taps rows 1, 2 and columns 1, 2
+    dx = bilinear_interpolate_backward(dy, cache)
+    np.testing.assert_array_equal(np.argwhere(np.isnan(dx))[:, 2:], [[1, 1], [1, 2], [2, 1], [2, 2]])
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 2] = np.inf
+    y, _ = bilinear_interpolate(x, size=(4, 8))        # H unchanged: 1 * inf + 0 * inf = NaN in that row
+    assert np.isnan(y[0, 0, 1, 3:7]).all() and np.isfinite(np.delete(y[0, 0], 1, axis=0)).all()
+    y, _ = bilinear_interpolate(x, size=(4, 4))        # nothing changes size: the inf itself becomes NaN
+    assert np.isnan(y[0, 0, 1, 2]) and np.isnan(y).sum() == 1
+    y, _ = bilinear_interpolate(x, size=(8, 8), align_corners=True)
+    assert np.isinf(y).sum() == 16 and np.isnan(y).sum() == 4   # row 0 reads row 1 with weight 0
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the loops make NaN on purpose
+def test_bilinear_non_finite_agrees_with_the_loops():
+    """The loop version multiplies every tap too, so it gives the same NaN / inf pattern."""
+    rng = np.random.default_rng(11)
+    for align_corners, resize in itertools.product([False, True], NON_FINITE_RESIZES[:8]):
+        x = rng.standard_normal((1, 2, 4, 5))
+        x[0, 0, 0, 4], x[0, 1, 2, 2], x[0, 1, 3, 0] = np.nan, np.inf, -np.inf
+        y, cache = bilinear_interpolate(x, align_corners=align_corners, **resize)
+        _assert_same_non_finite(y, bilinear_interpolate_loops(x, y.shape[2:], align_corners, _scales(resize)),
+                                f"{resize} {align_corners}")
+        dy = rng.standard_normal(y.shape)
+        dy[0, 1, 0, 0], dy[0, 0, -1, -1] = np.inf, np.nan
+        _assert_same_non_finite(bilinear_interpolate_backward(dy, cache),
+                                bilinear_interpolate_backward_loops(dy, x.shape, align_corners, _scales(resize)),
+                                f"backward {resize} {align_corners}")
+
+
+def test_bilinear_finite_path_unchanged_by_the_check():
+    """Finite inputs still take the two matrix products: bit for bit A_h @ x @ A_w.T."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 6, 7))
+    y, cache = bilinear_interpolate(x, scale_factor=(1.5, 0.7))
+    expected = np.matmul(cache.A_h, np.matmul(x.reshape(-1, 7), cache.A_w.T).reshape(6, 6, -1))
+    np.testing.assert_array_equal(y, expected.reshape(y.shape))
+
+
+def test_nearest_non_finite_dy_matches_torch(torch):
+    """A NaN or inf in dy reaches only the input pixel it was copied from (and inf - inf is NaN)."""
+    rng = np.random.default_rng(13)
+    for resize in [dict(size=(6, 6)), dict(size=(2, 5)), dict(scale_factor=(1.5, 0.7)), dict(size=(3, 4))]:
+        x = rng.standard_normal((2, 2, 3, 4))
+        x[0, 0, 1, 1], x[1, 1, 0, 3] = np.nan, -np.inf
+        y, cache = upsample_nearest(x, **resize)
+        dy = rng.standard_normal(y.shape)
+        dy[0, 1, 0, 0], dy[1, 0, -1, -1], dy[1, 0, -1, 0] = np.nan, np.inf, -np.inf
+        ty, tdx = _torch_resize(torch, x, dy, "nearest", **resize)
+        _assert_same_non_finite(y, ty, f"forward {resize}")
+        dx = upsample_nearest_backward(dy, cache)
+        _assert_same_non_finite(dx, tdx, f"backward {resize}")
+        assert np.isnan(dx).sum() == np.isnan(tdx).sum() >= 1
+
+
+# --------------------------------------------------------------------------- empty inputs
+
+@pytest.mark.parametrize("resize", [dict(size=(4, 5)), dict(scale_factor=2), dict(scale_factor=(0.5, 1.5))])
+def test_empty_batch_gives_empty_results_like_torch(torch, resize):
+    x = np.zeros((0, 3, 4, 6))
+    for op, backward, mode, extra in [(bilinear_interpolate, bilinear_interpolate_backward, "bilinear",
+                                       dict(align_corners=False)),
+                                      (bilinear_interpolate, bilinear_interpolate_backward, "bilinear",
+                                       dict(align_corners=True)),
+                                      (upsample_nearest, upsample_nearest_backward, "nearest", {})]:
+        y, cache = op(x, **resize, **extra)
+        ty, tdx = _torch_resize(torch, x, np.zeros(y.shape), mode, **resize, **extra)
+        assert y.shape == ty.shape and y.shape[:2] == (0, 3) and y.dtype == x.dtype
+        dx = backward(np.zeros(y.shape), cache)
+        assert dx.shape == tdx.shape == x.shape
+
+
+@pytest.mark.parametrize("op", [bilinear_interpolate, upsample_nearest])
+@pytest.mark.parametrize("shape", [(1, 1, 0, 0), (1, 1, 0, 3), (2, 1, 3, 0), (1, 0, 4, 4)])
+def test_empty_planes_and_channels_are_refused_like_torch(torch, op, shape):
+    with pytest.raises(ValueError) as info:
+        op(np.zeros(shape), size=(4, 4))
+    assert str(info.value) == (f"{op.__name__}: expected x with C, H, W >= 1 (N may be 0), got shape {shape}")
+    with pytest.raises(RuntimeError):                  # PyTorch refuses the same inputs
+        torch.nn.functional.interpolate(torch.zeros(shape, dtype=torch.float64), size=(4, 4),
+                                        mode="bilinear" if op is bilinear_interpolate else "nearest")
 
 
 # --------------------------------------------------------------------------- FCN's bilinear kernel

@@ -94,3 +94,34 @@ def test_errors():
         cross_entropy(logits, target, reduction="avg", ignore_index=255)
     with pytest.raises(TypeError, match="expected logits with a floating dtype"):
         cross_entropy(logits.astype(np.int32), target)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (0, 3), (2, 3, 0, 4)])
+def test_zero_pixels_match_torch(reduction, weighted, shape):
+    """An empty batch (or an empty map): mean is 0 / 0 = NaN, sum is 0, none is empty; gradients empty."""
+    torch = torch_or_skip()
+    logits = np.zeros(shape)
+    target = np.zeros((shape[0],) + shape[2:], dtype=np.int64)
+    weight = np.array([0.5, 2.0, 1.0]) if weighted else None
+    loss, cache = cross_entropy(logits, target, weight=weight, reduction=reduction)
+    dloss = np.ones(loss.shape) if reduction == "none" else 1.0
+    d = cross_entropy_backward(dloss, cache)
+    tl = torch.tensor(logits, requires_grad=True)
+    t_loss = torch.nn.functional.cross_entropy(tl, torch.tensor(target), reduction=reduction,
+                                               weight=None if weight is None else torch.tensor(weight))
+    t_loss.backward(torch.ones_like(t_loss))
+    assert loss.shape == tuple(t_loss.shape) and loss.dtype == logits.dtype
+    np.testing.assert_array_equal(loss, t_loss.detach().numpy())     # NaN == NaN here: the same NaN
+    if reduction == "mean":
+        assert np.isnan(loss)
+    elif reduction == "sum":
+        assert loss == 0
+    assert d.shape == tuple(tl.grad.shape) == shape
+
+
+def test_no_classes_is_refused():
+    with pytest.raises(ValueError, match=r"cross_entropy: expected logits with at least one class \(C >= 1\), "
+                                         r"got shape \(2, 0, 3\)"):
+        cross_entropy(np.zeros((2, 0, 3)), np.zeros((2, 3), dtype=np.int64))

@@ -683,6 +683,24 @@ def test_encode_errors():
         decode_panoptic(np.array([-5, 3]))
 
 
+def test_encode_refuses_a_label_divisor_that_overflows_int64():
+    """category * label_divisor + instance must fit in int64: refused before the multiplication wraps around."""
+    sem = np.array([[0, 3], [2, 255]])
+    ins = np.zeros_like(sem)
+    largest_ok = 2**61                                 # (3 + 1) * d <= 2**63: the id 3 d + d - 1 fits
+    pan = encode_panoptic(sem, ins, thing_ids=[3], label_divisor=largest_ok)
+    assert pan[0, 1] == 3 * largest_ok and pan[1, 1] == -1 and (pan[0, :] >= 0).all()
+    _, segments = decode_panoptic(pan, label_divisor=largest_ok)
+    assert [s.category_id for s in segments] == [0, 2, 3]          # the ids decode back exactly
+    for divisor in (largest_ok + 1, 2**62, 2**64):
+        with pytest.raises(ValueError, match=rf"encode_panoptic: expected \(largest category \+ 1\) \* "
+                                             rf"label_divisor <= 2\*\*63 \(int64 ids\), got "
+                                             rf"label_divisor={divisor} with largest category 3"):
+            encode_panoptic(sem, ins, thing_ids=[3], label_divisor=divisor)
+    with pytest.raises(ValueError, match="largest category 0"):   # every pixel void: the divisor alone too big
+        encode_panoptic(np.full((2, 2), 255), ins, thing_ids=[3], label_divisor=2**63 + 1)
+
+
 # =========================================================================== panoptic: bad inputs
 
 def test_panoptic_bad_inputs():

@@ -74,17 +74,39 @@ class SegmentationModel(Module):
         self.config = dict(config)
 
     def predict(self, x):
-        """Class ids (N, H, W): the argmax of the logits in evaluation mode (the mode is restored after)."""
+        """Class ids (N, H, W): the argmax of the logits in evaluation mode (the mode is restored after).
+
+        Raises
+        ------
+        ValueError
+            When ``x`` holds a NaN or inf pixel (the message counts them and names
+            the first), or when the logits do (weights that are not finite):
+            ``argmax`` would silently call such a pixel class 0 or the class of the NaN.
+        """
+        check_finite(f"{type(self).__name__}.predict", x)
         was_training = self.training
         self.eval()
         try:
             logits = self.forward(x)
         finally:
             self.train(was_training)
+        check_finite(f"{type(self).__name__}.predict", logits, "logits", "(are the weights finite?)")
         return logits.argmax(axis=1)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+
+
+def check_finite(name: str, x, what: str = "x", hint: str = ""):
+    """Raise a clear ValueError when the floating array ``x`` holds a NaN or inf (non-arrays pass through)."""
+    if not hasattr(x, "dtype") or x.dtype.kind not in "fc":
+        return
+    xp = get_array_module(x)
+    bad = ~xp.isfinite(x)
+    if bool(bad.any()):
+        first = tuple(int(i) for i in xp.argwhere(bad)[0])
+        raise ValueError(f"{name}: expected finite values in {what}, got {int(bad.sum())} NaN or inf in {what} "
+                         f"of shape {tuple(x.shape)}, the first at index {first}{' ' + hint if hint else ''}")
 
 
 def check_input(name: str, x, in_channels: int, min_size: int = 1):

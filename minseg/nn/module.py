@@ -12,6 +12,10 @@ Rules every layer follows
   last forward pass; it never accumulates. (There is no autograd graph, so a
   layer called twice in one forward pass would lose the first cache: models
   use a separate layer for every use.)
+- A parameter whose layer's backward does not run keeps whatever ``grad`` it
+  had. Clear gradients (``zero_grad()``) before each backward, as
+  ``minseg.train.train_step`` does: then such a parameter has ``grad = None``
+  and the optimisers skip it instead of applying its previous gradient again.
 - ``backward`` must follow the ``forward`` whose gradient it computes.
 - Parameters are updated in place (``p.data -= ...``) by ``minseg.optim``, so
   references an optimiser holds stay valid; ``load_state_dict`` copies in place too.
@@ -197,7 +201,12 @@ class Module:
         return out
 
     def zero_grad(self) -> None:
-        """Set every gradient to None (backward overwrites them anyway)."""
+        """Set every gradient to None.
+
+        A backward overwrites the gradients it reaches; one it does not reach
+        (a frozen or skipped branch) stays None, and the optimisers skip it.
+        Without this call it would keep, and be updated with, its previous gradient.
+        """
         for p in self.parameters():
             p.grad = None
 

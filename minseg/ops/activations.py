@@ -111,6 +111,8 @@ def softmax(x, axis: int = 1):
     check_float(x, "x", "softmax")
     axis = _check_axis("softmax", x, axis)
     xp = get_array_module(x)
+    if x.shape[axis] == 0:                    # nothing to normalise (no maximum to take): empty, as PyTorch
+        return x.copy(), SoftmaxCache(x.copy(), axis)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e, SoftmaxCache(e, axis)
@@ -136,6 +138,8 @@ def log_softmax(x, axis: int = 1):
     check_float(x, "x", "log_softmax")
     axis = _check_axis("log_softmax", x, axis)
     xp = get_array_module(x)
+    if x.shape[axis] == 0:                    # nothing to normalise: empty, as PyTorch
+        return x.copy(), SoftmaxCache(x.copy(), axis)
     z = x - x.max(axis=axis, keepdims=True)
     e = xp.exp(z)
     s = e.sum(axis=axis, keepdims=True)

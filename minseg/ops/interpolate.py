@@ -22,7 +22,15 @@ PyTorch's source coordinate (``torch.nn.functional.interpolate``, ``mode="biline
     i0 = min(floor(src), in - 1),  i1 = min(i0 + 1, in - 1),  lambda = src - i0
 
 An axis whose size does not change is copied (PyTorch's CPU kernel does the
-same, even when a scale_factor other than 1 rounds back to the input size).
+same, even when a scale_factor other than 1 rounds back to the input size):
+its taps are ``1 * x[o] + 0 * x[o]``, so an infinite pixel becomes NaN there,
+exactly as in PyTorch.
+
+Two paths, chosen in one line by whether the input (or dy) is finite: the
+matrix products above, fast because BLAS does the multiply-adds; and, when a
+NaN or inf is present, the four taps gathered (scattered, backward) pixel by
+pixel in the order of PyTorch's CPU kernel, so the NaN / inf pattern matches
+PyTorch element for element instead of spreading through the zeros of ``A``.
 
 Nearest-neighbour upsampling (``mode="nearest"``) copies
 ``x[floor(o * scale)]``, computed in float32 as PyTorch does; its backward
@@ -38,7 +46,9 @@ J. Long, E. Shelhamer, T. Darrell, "Fully Convolutional Networks for Semantic
 Segmentation", CVPR 2015, section 3.3 (upsampling is backwards strided
 convolution, initialised to bilinear interpolation).
 PyTorch ``aten/src/ATen/native/UpSample.h``: ``area_pixel_compute_source_index``,
-``nearest_neighbor_compute_source_index``.
+``compute_source_index_and_lambda``, ``nearest_neighbor_compute_source_index``;
+``aten/src/ATen/native/cpu/UpSampleKernel.cpp`` (forward) and
+``UpSampleMoreKernel.cpp`` (``cpu_upsample_linear_backward``).
 """
 from __future__ import annotations
 
@@ -48,11 +58,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, scatter_add
 from ..shapes import check_float, check_ndim, check_positive, pair
 
 __all__ = [
-    "interpolation_matrix", "nearest_indices",
+    "interpolation_matrix", "linear_taps", "nearest_indices",
     "bilinear_interpolate", "bilinear_interpolate_backward", "BilinearCache",
     "upsample_nearest", "upsample_nearest_backward", "NearestCache",
     "bilinear_kernel",
@@ -90,6 +100,30 @@ def interpolation_matrix(in_size: int, out_size: int, align_corners: bool = Fals
     """
     if in_size == out_size:  # PyTorch copies an axis whose size does not change
         return np.eye(in_size)
+    i0, i1, lam0, lam1 = linear_taps(in_size, out_size, align_corners, scale)
+    A = np.zeros((out_size, in_size))
+    rows = np.arange(out_size)
+    A[rows, i0] = lam0        # one (row, column) pair per row: plain writes
+    A[rows, i1] += lam1       # adds onto 1 - lambda where i1 == i0 (the last input pixel)
+    return A
+
+
+def linear_taps(in_size: int, out_size: int, align_corners: bool = False, scale=None):
+    """The two taps of every output pixel along one axis, as PyTorch's ``compute_source_index_and_lambda``.
+
+    Output ``o`` reads ``lam0[o] * x[i0[o]] + lam1[o] * x[i1[o]]``. An
+    unchanged size keeps both taps: ``i0 = i1 = o``, ``lam0 = 1``,
+    ``lam1 = 0`` (so ``inf * 0`` makes an infinite input NaN there, as in
+    PyTorch). ``interpolation_matrix`` is these taps written as a matrix.
+
+    Returns
+    -------
+    i0, i1 : numpy.ndarray of int64, shape (out_size,)
+    lam0, lam1 : numpy.ndarray of float64, shape (out_size,)
+    """
+    if in_size == out_size:
+        o = np.arange(out_size)
+        return o, o, np.ones(out_size), np.zeros(out_size)
     dst = np.arange(out_size, dtype=np.float64)
     if align_corners:
         step = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
@@ -99,12 +133,8 @@ def interpolation_matrix(in_size: int, out_size: int, align_corners: bool = Fals
         src = np.maximum((dst + 0.5) * step - 0.5, 0.0)
     i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
     i1 = np.minimum(i0 + 1, in_size - 1)
-    lam = np.clip(src - i0, 0.0, 1.0)
-    A = np.zeros((out_size, in_size))
-    rows = np.arange(out_size)
-    A[rows, i0] = 1.0 - lam   # one (row, column) pair per row: plain writes
-    A[rows, i1] += lam        # adds onto 1 - lambda where i1 == i0 (the last input pixel)
-    return A
+    lam1 = np.clip(src - i0, 0.0, 1.0)
+    return i0, i1, 1.0 - lam1, lam1
 
 
 def nearest_indices(in_size: int, out_size: int, scale=None):
@@ -141,7 +171,9 @@ def _output_size(op, x, size, scale_factor):
     """Validate x, size and scale_factor; return ``(H_out, W_out)`` and the per-axis scales (or None)."""
     check_ndim(x, 4, "x", op, "N, C, H, W")
     check_float(x, "x", op)
-    _, _, H, W = x.shape
+    _, C, H, W = x.shape
+    if C < 1 or H < 1 or W < 1:  # PyTorch refuses these too; an empty batch (N = 0) is fine
+        raise ValueError(f"{op}: expected x with C, H, W >= 1 (N may be 0), got shape {tuple(x.shape)}")
     if (size is None) == (scale_factor is None):
         raise ValueError(f"{op}: expected exactly one of size and scale_factor, "
                          f"got size={size!r} and scale_factor={scale_factor!r}")
@@ -174,11 +206,16 @@ class BilinearCache(NamedTuple):
     x_shape : (N, C, H, W)
     A_h : (H_out, H) interpolation matrix along H, dtype of x
     A_w : (W_out, W) interpolation matrix along W, dtype of x
+    align_corners : bool
+    scales : (float or None, float or None), the user's scale factors
+        These two rebuild the per-tap weights (``linear_taps``) when dy is not finite.
     """
 
     x_shape: tuple
     A_h: object
     A_w: object
+    align_corners: bool = False
+    scales: tuple = (None, None)
 
 
 def bilinear_interpolate(x, size=None, scale_factor=None, align_corners=False):
@@ -207,10 +244,26 @@ def bilinear_interpolate(x, size=None, scale_factor=None, align_corners=False):
 
     Notes
     -----
-    Computed as two matrix products over the whole batch,
-    ``(N*C*H, W) @ A_w.T`` then ``A_h @ (N*C, H, W_out)``. Because a
-    zero weight times ``inf`` or ``NaN`` is ``NaN``, a non-finite input pixel
-    spreads along its row and column instead of only to its neighbours.
+    Two paths, chosen in one line by ``xp.isfinite(x).all()``:
+
+    - finite ``x`` (the usual case): two matrix products over the whole batch,
+      ``(N*C*H, W) @ A_w.T`` then ``A_h @ (N*C, H, W_out)``; fast because
+      BLAS does all the multiply-adds;
+    - ``x`` with a NaN or inf: the four taps of every output pixel gathered
+      and combined as PyTorch's CPU kernel does,
+      ``(x00 w0 + x01 w1) h0 + (x10 w0 + x11 w1) h1``, every tap multiplied
+      even when its weight is 0. A matrix product would also multiply the
+      zeros of ``A`` by the NaN (``0 * inf = NaN``) and spread it along a
+      whole row and column; this path gives PyTorch's NaN / inf pattern
+      element for element: NaN where a tap is NaN, or an infinite tap has
+      weight 0 (a size that does not change keeps a second tap of weight 0),
+      or ``+inf`` meets ``-inf``; ``+-inf`` where an infinite tap has weight > 0.
+
+    An empty batch (N = 0) gives an empty output; C, H or W of 0 is refused, as in PyTorch.
+
+    See Also
+    --------
+    minseg.reference.bilinear_interpolate_loops : the same, pixel by pixel.
 
     Raises
     ------
@@ -232,9 +285,43 @@ def bilinear_interpolate(x, size=None, scale_factor=None, align_corners=False):
     N, C, H, W = x.shape
     A_h = xp.asarray(interpolation_matrix(H, H_out, align_corners, sc_h), dtype=x.dtype)
     A_w = xp.asarray(interpolation_matrix(W, W_out, align_corners, sc_w), dtype=x.dtype)
+    cache = BilinearCache(tuple(x.shape), A_h, A_w, align_corners, (sc_h, sc_w))
+    if bool(xp.isfinite(x).all()):
+        return _bilinear_matmul(x, A_h, A_w), cache
+    return _bilinear_taps(x, _taps(xp, H, H_out, align_corners, sc_h, x.dtype),
+                          _taps(xp, W, W_out, align_corners, sc_w, x.dtype)), cache
+
+
+def _bilinear_matmul(x, A_h, A_w):
+    """The fast path: ``y[n, c] = A_h @ x[n, c] @ A_w.T`` as two batched matrix products."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    H_out, W_out = A_h.shape[0], A_w.shape[0]
     z = xp.matmul(x.reshape(N * C * H, W), A_w.T)                 # (N*C*H, W_out): along W
     y = xp.matmul(A_h, z.reshape(N * C, H, W_out))                # (N*C, H_out, W_out): along H
-    return y.reshape(N, C, H_out, W_out), BilinearCache(tuple(x.shape), A_h, A_w)
+    return y.reshape(N, C, H_out, W_out)
+
+
+def _taps(xp, in_size, out_size, align_corners, scale, dtype):
+    """``linear_taps`` on the array module of the data, weights in the data's dtype."""
+    i0, i1, lam0, lam1 = linear_taps(in_size, out_size, align_corners, scale)
+    return xp.asarray(i0), xp.asarray(i1), xp.asarray(lam0, dtype=dtype), xp.asarray(lam1, dtype=dtype)
+
+
+def _bilinear_taps(x, taps_h, taps_w):
+    """The non-finite path: every output pixel from its four taps, in PyTorch's order of operations.
+
+    ``y = (x[h0, w0] lw0 + x[h0, w1] lw1) lh0 + (x[h1, w0] lw0 + x[h1, w1] lw1) lh1``
+    (``Interpolate<2, ..., 2>::eval`` in ATen's ``cpu/UpSampleKernel.cpp``),
+    a zero weight still multiplying its tap.
+    """
+    h0, h1, lh0, lh1 = taps_h
+    w0, w1, lw0, lw1 = taps_w
+    row0, row1 = x[:, :, h0, :], x[:, :, h1, :]                   # (N, C, H_out, W) each
+    with np.errstate(invalid="ignore"):                            # inf * 0 and inf - inf: NaN on purpose
+        t0 = row0[..., w0] * lw0 + row0[..., w1] * lw1            # (N, C, H_out, W_out): along W in row h0
+        t1 = row1[..., w0] * lw0 + row1[..., w1] * lw1            # (N, C, H_out, W_out): along W in row h1
+        return t0 * lh0[:, None] + t1 * lh1[:, None]
 
 
 def bilinear_interpolate_backward(dy, cache: BilinearCache):
@@ -251,17 +338,50 @@ def bilinear_interpolate_backward(dy, cache: BilinearCache):
     Returns
     -------
     dx : ndarray, shape (N, C, H, W)
+
+    Notes
+    -----
+    Two paths, as in the forward: the two matrix products, kept when their
+    result is finite (a NaN or inf in dy always leaves one there); otherwise PyTorch's scatter, where
+    every output pixel adds ``(lh * lw) * dy`` onto each of its four taps,
+    zero weights included (``cpu_upsample_linear_backward`` in ATen's
+    ``cpu/UpSampleMoreKernel.cpp``), so NaN and inf land exactly where
+    PyTorch puts them.
+
+    See Also
+    --------
+    minseg.reference.bilinear_interpolate_backward_loops : the same, pixel by pixel.
     """
-    (N, C, H, W), A_h, A_w = cache
+    (N, C, H, W), A_h, A_w, align_corners, (sc_h, sc_w) = cache
     H_out, W_out = A_h.shape[0], A_w.shape[0]
     check_ndim(dy, 4, "dy", "bilinear_interpolate_backward", "N, C, H_out, W_out")
     if tuple(dy.shape) != (N, C, H_out, W_out):
         raise ValueError(f"bilinear_interpolate_backward: expected dy of shape {(N, C, H_out, W_out)}, "
                          f"got shape {tuple(dy.shape)}")
     xp = get_array_module(dy, A_h)
-    dz = xp.matmul(A_h.T, dy.reshape(N * C, H_out, W_out))       # (N*C, H, W_out)
-    dx = xp.matmul(dz.reshape(N * C * H, W_out), A_w)            # (N*C*H, W)
-    return dx.reshape(N, C, H, W)
+    with np.errstate(invalid="ignore"):                            # a non-finite dy is handled below
+        dz = xp.matmul(A_h.T, dy.reshape(N * C, H_out, W_out))   # (N*C, H, W_out)
+        dx = xp.matmul(dz.reshape(N * C * H, W_out), A_w)        # (N*C*H, W)
+    # a NaN or inf in dy always leaves one in dx (every dy pixel reaches dx through a weight > 0), and dx is
+    # the smaller array when upsampling: checking it costs less than checking dy
+    if bool(xp.isfinite(dx).all()):
+        return dx.reshape(N, C, H, W)
+    return _bilinear_taps_backward(dy, (N, C, H, W), _taps(xp, H, H_out, align_corners, sc_h, dy.dtype),
+                                   _taps(xp, W, W_out, align_corners, sc_w, dy.dtype))
+
+
+def _bilinear_taps_backward(dy, x_shape, taps_h, taps_w):
+    """The non-finite path: ``dx[h_a, w_b] += (lh_a * lw_b) * dy`` for the four taps (a, b) of every output."""
+    xp = get_array_module(dy)
+    h0, h1, lh0, lh1 = taps_h
+    w0, w1, lw0, lw1 = taps_w
+    dx = xp.zeros(x_shape, dtype=dy.dtype)
+    with np.errstate(invalid="ignore"):                            # inf * 0 and inf - inf: NaN on purpose
+        for h, lh in ((h0, lh0), (h1, lh1)):
+            for w, lw in ((w0, lw0), (w1, lw1)):
+                weight = lh[:, None] * lw[None, :]                    # (H_out, W_out)
+                scatter_add(dx, (slice(None), slice(None), h[:, None], w[None, :]), weight * dy)
+    return dx
 
 
 # --------------------------------------------------------------------------- nearest
@@ -292,6 +412,10 @@ def upsample_nearest(x, size=None, scale_factor=None):
         every value fills its ``s x s`` block.
     cache : NearestCache
 
+    See Also
+    --------
+    minseg.reference.upsample_nearest_loops : the same, pixel by pixel.
+
     References
     ----------
     Long, Shelhamer & Darrell, 2015 (FCN, "shift-and-stitch" and simple upsampling);
@@ -311,7 +435,14 @@ def upsample_nearest_backward(dy, cache: NearestCache):
     """Gradient of ``upsample_nearest``: each input pixel receives the sum of dy over the outputs that copied it.
 
     With the 0/1 selection matrices ``S[o, src[o]] = 1`` the forward is
-    ``Y = S_h X S_w^T``, so ``dX = S_h^T dY S_w``: two matrix products do the scatter-add.
+    ``Y = S_h X S_w^T``, so ``dX = S_h^T dY S_w``: two matrix products do the
+    scatter-add. Where dy holds a NaN or inf, the zeros of ``S`` would spread it
+    (``0 * NaN = NaN``), so that dy is scatter-added instead, as PyTorch's
+    kernel does: a non-finite gradient reaches only the pixel it was copied from.
+
+    See Also
+    --------
+    minseg.reference.upsample_nearest_backward_loops : the same, pixel by pixel.
     """
     (N, C, H, W), src_h, src_w = cache
     H_out, W_out = src_h.shape[0], src_w.shape[0]
@@ -324,9 +455,15 @@ def upsample_nearest_backward(dy, cache: NearestCache):
     S_h[xp.arange(H_out), src_h] = 1                               # (H_out, H), one 1 per row
     S_w = xp.zeros((W_out, W), dtype=dy.dtype)
     S_w[xp.arange(W_out), src_w] = 1                               # (W_out, W)
-    dz = xp.matmul(S_h.T, dy.reshape(N * C, H_out, W_out))        # (N*C, H, W_out)
-    dx = xp.matmul(dz.reshape(N * C * H, W_out), S_w)             # (N*C*H, W)
-    return dx.reshape(N, C, H, W)
+    with np.errstate(invalid="ignore"):                            # a non-finite dy is handled below
+        dz = xp.matmul(S_h.T, dy.reshape(N * C, H_out, W_out))    # (N*C, H, W_out)
+        dx = xp.matmul(dz.reshape(N * C * H, W_out), S_w)         # (N*C*H, W)
+    if bool(xp.isfinite(dx).all()):                                # a NaN or inf in dy always leaves one in dx
+        return dx.reshape(N, C, H, W)
+    dx = xp.zeros((N, C, H, W), dtype=dy.dtype)
+    with np.errstate(invalid="ignore"):                            # inf - inf: NaN on purpose
+        scatter_add(dx, (slice(None), slice(None), src_h[:, None], src_w[None, :]), dy)
+    return dx
 
 
 # --------------------------------------------------------------------------- FCN's initialisation

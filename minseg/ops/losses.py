@@ -71,6 +71,8 @@ def _check_args(op, logits, target, weight, ignore_index, reduction):
         raise ValueError(f"{op}: expected logits of shape (N, C, ...) with at least 2 dimensions, "
                          f"got shape {tuple(logits.shape)}")
     N, C = logits.shape[:2]
+    if C < 1:
+        raise ValueError(f"{op}: expected logits with at least one class (C >= 1), got shape {tuple(logits.shape)}")
     expected = (N,) + tuple(logits.shape[2:])
     if tuple(target.shape) != expected:
         raise ValueError(f"{op}: expected target of shape {expected} (logits {tuple(logits.shape)} "
