@@ -17,7 +17,7 @@ import numpy as np
 PAUSE_S = 0.25
 
 
-def median_time(fn, repeats: int = 5, warmup: int = 1) -> list[float]:
+def run_times(fn, repeats: int = 5, warmup: int = 1) -> list[float]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; return the times in seconds."""
     for _ in range(warmup):
         fn()
@@ -34,7 +34,7 @@ def side_by_side(fns: dict, blocks: int = 5, repeats: int = 3) -> dict:
     samples = {name: [] for name in fns}
     for _ in range(blocks):
         for name, fn in fns.items():
-            samples[name] += median_time(fn, repeats=repeats)
+            samples[name] += run_times(fn, repeats=repeats)
             time.sleep(PAUSE_S)
     return {name: float(np.median(ts)) for name, ts in samples.items()}
 
@@ -44,7 +44,7 @@ def gemm_rate(n: int = 2048, dtype=np.float32) -> float:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
-    t = float(np.median(median_time(lambda: a @ b, repeats=5)))
+    t = float(np.median(run_times(lambda: a @ b, repeats=5)))
     time.sleep(PAUSE_S)
     return 2 * n**3 / t / 1e9
 

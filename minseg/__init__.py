@@ -10,9 +10,11 @@ Every op is a pair of functions, ``y, cache = op(x, ...)`` and
 
 Sub-packages: ``ops`` (the math), ``nn`` (layers), ``models``, ``optim``,
 ``metrics`` and ``panoptic``, ``data``, ``train``, ``viz`` (matplotlib on use),
-``reference`` (loop versions), ``gradcheck``, ``backend``, ``shapes``.
+``reference`` (loop versions), ``gradcheck``, ``check`` (minseg as a reference for a framework),
+``backend``, ``shapes``.
 """
 from . import backend, data, gradcheck, metrics, models, nn, ops, optim, panoptic, reference, shapes, train, viz
+from . import check  # minseg as a reference: compare, check_op, the .npz format (torch only on use)
 from .backend import get_array_module, has_gpu, to_device, to_numpy
 from .gradcheck import check_backward, numerical_gradient, rel_error
 from .metrics import SegmentationMetrics, confusion_matrix, mean_iou
@@ -26,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "backend", "shapes", "ops", "nn", "models", "optim", "metrics", "panoptic", "data", "train", "viz",
-    "reference", "gradcheck",
+    "reference", "gradcheck", "check",
     "get_array_module", "has_gpu", "to_device", "to_numpy",
     "check_backward", "numerical_gradient", "rel_error",
     "confusion_matrix", "mean_iou", "SegmentationMetrics", "PanopticQuality", "panoptic_quality",

@@ -29,6 +29,7 @@ __all__ = [
     "to_device",
     "scatter_add",
     "scatter_add_flat",
+    "plane_offsets",
 ]
 
 
@@ -183,3 +184,12 @@ def scatter_add_flat(indices, values, size: int):
     out = xp.zeros(size, dtype=values.dtype)
     scatter_add(out, indices, values)
     return out
+
+
+def plane_offsets(xp, N: int, C: int, plane_size: int):
+    """``(N, C, 1, 1)`` int64 offsets of each ``(n, c)`` plane in the flattened ``(N, C, ...)`` array.
+
+    Adding them to per-plane flat indices (the switches of ``max_pool2d``)
+    gives indices into the whole flattened array.
+    """
+    return (xp.arange(N * C, dtype=xp.int64) * plane_size).reshape(N, C, 1, 1)

@@ -6,6 +6,7 @@
     minseg predict --checkpoint FILE --image IN.png --out MASK.png [--overlay PICTURE.png]
     minseg datasets                   a table of the built-in and prepared datasets (classes, size, splits, cache)
     minseg gradcheck [--verbose]      check every op's backward against central differences
+    minseg check FILE.npz [...]       check a framework's saved op against minseg (or --torch: every op vs PyTorch)
 
 Bad arguments print a one-line error and exit with status 2; a failed check or
 a diverged training run exits with status 1.
@@ -352,6 +353,12 @@ def _datasets_table(rows, home) -> str:
     return "\n".join(out)
 
 
+def _cmd_check(args) -> int:
+    from .check import run_command  # noqa: PLC0415
+
+    return run_command(args.files, rtol=args.rtol, atol=args.atol, torch=args.torch)
+
+
 def _cmd_datasets(args) -> int:
     from .data.registry import data_home, describe_datasets  # noqa: PLC0415
 
@@ -457,6 +464,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--verbose", "-v", action="store_true", help="print each op's full report")
     p.set_defaults(func=_cmd_gradcheck)
+
+    p = sub.add_parser("check", help="recompute a framework's saved op (.npz) with minseg and compare, or "
+                                     "--torch: every op family against the installed PyTorch",
+                       description="Exit status 0 when every file matches, 1 on a mismatch, 2 on a bad file. "
+                                   "The .npz format is described in minseg.check's docstring and the README.")
+    p.add_argument("files", nargs="*", metavar="FILE.npz", help="check files (keys op, params, input.*, output.*, "
+                                                                "optional dy and grad.*)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="relative tolerance (default: by the framework array's dtype, as torch.testing)")
+    p.add_argument("--atol", type=float, default=None,
+                   help="absolute tolerance (default: by the framework array's dtype, as torch.testing)")
+    p.add_argument("--torch", action="store_true",
+                   help="run every op family through PyTorch and minseg (float64, forward and backward) and print "
+                        "a table (default: off)")
+    p.set_defaults(func=_cmd_check)
     return parser
 
 

@@ -17,6 +17,10 @@ __all__ = [
     "max_pool2d_loops", "max_pool2d_backward_loops", "max_unpool2d_loops", "max_unpool2d_backward_loops",
     "bilinear_interpolate_loops", "bilinear_interpolate_backward_loops", "upsample_nearest_loops",
 ]
+__all__ += ["upsample_nearest_backward_loops", "softmax_loops", "cross_entropy_loops", "cross_entropy_backward_loops", "batch_norm2d_loops",
+            "batch_norm2d_backward_loops", "l2_normalize_loops", "global_avg_pool2d_loops"]
+__all__ += ["adaptive_avg_pool2d_loops", "adaptive_avg_pool2d_backward_loops",
+            "adaptive_max_pool2d_loops", "adaptive_max_pool2d_backward_loops"]
 
 
 # --------------------------------------------------------------------------- convolution
@@ -340,3 +344,289 @@ def upsample_nearest_backward_loops(dy, x_shape, scales=(None, None)):
         for j in range(W_out):
             dx[:, :, _nearest_source(i, H, H_out, scales[0]), _nearest_source(j, W, W_out, scales[1])] += dy[:, :, i, j]
     return dx
+
+
+# --------------------------------------------------------------------------- adaptive pooling
+
+def _adaptive_bin(i, in_size, out_size):
+    """Rows ``start .. end - 1`` of adaptive bin ``i``: ``start = floor(i*in/out)``, ``end = ceil((i+1)*in/out)``."""
+    start = (i * in_size) // out_size
+    end = ((i + 1) * in_size + out_size - 1) // out_size
+    return start, end
+
+
+def adaptive_avg_pool2d_loops(x, output_size):
+    """Adaptive average pooling bin by bin: the sum over each bin divided by the number of its pixels.
+
+    Returns
+    -------
+    y : (N, C, H_out, W_out), ``output_size = (H_out, W_out)``
+    """
+    N, C, H, W = x.shape
+    H_out, W_out = output_size
+    y = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                h0, h1 = _adaptive_bin(i, H, H_out)
+                for j in range(W_out):
+                    w0, w1 = _adaptive_bin(j, W, W_out)
+                    total = 0.0
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            total += x[n, c, h, w]
+                    y[n, c, i, j] = total / ((h1 - h0) * (w1 - w0))
+    return y
+
+
+def adaptive_avg_pool2d_backward_loops(dy, x_shape):
+    """Gradient of adaptive average pooling: every pixel of a bin gets ``dy / (bin area)``, added where bins overlap."""
+    N, C, H, W = x_shape
+    _, _, H_out, W_out = dy.shape
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                h0, h1 = _adaptive_bin(i, H, H_out)
+                for j in range(W_out):
+                    w0, w1 = _adaptive_bin(j, W, W_out)
+                    share = dy[n, c, i, j] / ((h1 - h0) * (w1 - w0))
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            dx[n, c, h, w] += share
+    return dx
+
+
+def adaptive_max_pool2d_loops(x, output_size):
+    """Adaptive max pooling bin by bin, as PyTorch's CPU kernel scans it.
+
+    The running maximum starts at ``-inf`` with the index of the bin's first
+    pixel; a pixel takes over when it is strictly larger or NaN, so the first
+    maximum in row-major order wins and the last NaN propagates.
+
+    Returns
+    -------
+    y : (N, C, H_out, W_out); indices : (N, C, H_out, W_out) int64, flat ``h*W + w`` in each plane
+    """
+    N, C, H, W = x.shape
+    H_out, W_out = output_size
+    y = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    indices = np.empty((N, C, H_out, W_out), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                h0, h1 = _adaptive_bin(i, H, H_out)
+                for j in range(W_out):
+                    w0, w1 = _adaptive_bin(j, W, W_out)
+                    best, best_index = -np.inf, h0 * W + w0
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            val = x[n, c, h, w]
+                            if val > best or np.isnan(val):
+                                best, best_index = val, h * W + w
+                    y[n, c, i, j], indices[n, c, i, j] = best, best_index
+    return y, indices
+
+
+def adaptive_max_pool2d_backward_loops(dy, indices, x_shape):
+    """Gradient of adaptive max pooling: each bin's dy is added to the pixel its maximum came from."""
+    N, C, H, W = x_shape
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(dy.shape[2]):
+                for j in range(dy.shape[3]):
+                    k = indices[n, c, i, j]
+                    dx[n, c, k // W, k % W] += dy[n, c, i, j]
+    return dx
+
+
+# --------------------------------------------------------------------------- layers' math
+
+def softmax_loops(x, axis=1):
+    """Softmax along ``axis`` by its definition: ``y_k = exp(x_k - m) / sum_j exp(x_j - m)``, ``m = max_j x_j``.
+
+    Parameters
+    ----------
+    x : any shape; axis : int
+
+    Returns
+    -------
+    y : shape of x
+    """
+    x = np.asarray(x)
+    moved = np.moveaxis(x, axis, -1)  # (..., K): the softmax axis last
+    y = np.zeros(moved.shape, dtype=x.dtype)
+    for idx in np.ndindex(*moved.shape[:-1]):
+        row = moved[idx]
+        m = max(row)
+        e = [np.exp(v - m) for v in row]
+        total = sum(e)
+        for k in range(len(row)):
+            y[idx + (k,)] = e[k] / total
+    return np.moveaxis(y, -1, axis)
+
+
+def cross_entropy_loops(logits, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Per-pixel softmax cross-entropy by its definition, PyTorch's ``F.cross_entropy``.
+
+    ``loss_i = -w[t_i] log softmax(logits_i)[t_i]`` at every pixel ``i`` whose
+    target is not ``ignore_index`` (0 elsewhere); "mean" divides the sum by
+    ``sum_i w[t_i]`` over those pixels, "sum" does not, "none" returns the map.
+
+    Parameters
+    ----------
+    logits : (N, C, H, W); target : (N, H, W) int; weight : (C,) or None
+
+    Returns
+    -------
+    loss : float for "mean" / "sum", (N, H, W) for "none"
+    """
+    N, C, H, W = logits.shape
+    per_pixel = np.zeros((N, H, W), dtype=logits.dtype)
+    total, den = 0.0, 0.0
+    for n in range(N):
+        for i in range(H):
+            for j in range(W):
+                t = int(target[n, i, j])
+                if t == ignore_index:
+                    continue
+                scores = [float(logits[n, c, i, j]) for c in range(C)]
+                m = max(scores)
+                log_sum = m + np.log(sum(np.exp(s - m) for s in scores))
+                w_t = 1.0 if weight is None else float(weight[t])
+                per_pixel[n, i, j] = w_t * (log_sum - scores[t])
+                total += per_pixel[n, i, j]
+                den += w_t
+    if reduction == "none":
+        return per_pixel
+    if reduction == "sum":
+        return total
+    return total / den if den else float("nan")
+
+
+def cross_entropy_backward_loops(logits, target, weight=None, ignore_index=-100, reduction="mean", dloss=1.0):
+    """Gradient of ``cross_entropy_loops`` with respect to the logits, pixel by pixel.
+
+    ``dlogits[n, c, i, j] = w[t] (p_c - [c == t]) * g / D`` at a pixel with
+    target ``t != ignore_index``, 0 at ignored pixels; ``p = softmax`` of the
+    pixel's scores, ``g`` the upstream gradient (a scalar, or the pixel's
+    entry of the (N, H, W) map for "none") and ``D = sum w[t]`` for "mean"
+    (1 otherwise).
+
+    Returns
+    -------
+    dlogits : (N, C, H, W)
+    """
+    N, C, H, W = logits.shape
+    dx = np.zeros(logits.shape, dtype=logits.dtype)
+    den = 1.0
+    if reduction == "mean":
+        den = sum(1.0 if weight is None else float(weight[int(t)]) for t in target.reshape(-1) if t != ignore_index)
+    for n in range(N):
+        for i in range(H):
+            for j in range(W):
+                t = int(target[n, i, j])
+                if t == ignore_index:
+                    continue
+                scores = [float(logits[n, c, i, j]) for c in range(C)]
+                m = max(scores)
+                e = [np.exp(s - m) for s in scores]
+                w_t = 1.0 if weight is None else float(weight[t])
+                g = float(dloss[n, i, j]) if reduction == "none" else float(dloss)
+                for c in range(C):
+                    dx[n, c, i, j] = w_t * (e[c] / sum(e) - (c == t)) * g / den
+    return dx
+
+
+def batch_norm2d_loops(x, gamma, beta, eps=1e-5, mean=None, var=None):
+    """Batch normalisation by its definition, one channel at a time.
+
+    Training mode (``mean``, ``var`` None): each channel's mean and biased
+    variance over its ``M = N H W`` values; evaluation mode: the given
+    running statistics. ``y = gamma_c (x - mean_c) / sqrt(var_c + eps) + beta_c``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W); gamma, beta : (C,); mean, var : (C,) or None
+
+    Returns
+    -------
+    y : (N, C, H, W)
+    """
+    N, C, H, W = x.shape
+    y = np.zeros(x.shape, dtype=x.dtype)
+    for c in range(C):
+        values = [x[n, c, i, j] for n in range(N) for i in range(H) for j in range(W)]
+        if mean is None:
+            mu = sum(values) / len(values)
+            sigma2 = sum((v - mu) ** 2 for v in values) / len(values)
+        else:
+            mu, sigma2 = mean[c], var[c]
+        for n in range(N):
+            for i in range(H):
+                for j in range(W):
+                    y[n, c, i, j] = gamma[c] * (x[n, c, i, j] - mu) / np.sqrt(sigma2 + eps) + beta[c]
+    return y
+
+
+def batch_norm2d_backward_loops(dy, x, gamma, eps=1e-5):
+    """Gradients of training-mode ``batch_norm2d_loops``, from the Jacobian entry by entry.
+
+    With ``xhat_k = (x_k - mu) / s``, ``s = sqrt(var + eps)`` over a channel's
+    ``M`` values, ``d xhat_k / d x_m = ([k == m] - 1/M - xhat_k xhat_m / M) / s``,
+    so ``dx_m = sum_k dy_k gamma d xhat_k / d x_m``: the double sum, written out.
+
+    Returns
+    -------
+    dx : (N, C, H, W); dgamma, dbeta : (C,)
+    """
+    N, C, H, W = x.shape
+    dx = np.zeros(x.shape, dtype=x.dtype)
+    dgamma, dbeta = np.zeros(C, dtype=x.dtype), np.zeros(C, dtype=x.dtype)
+    positions = [(n, i, j) for n in range(N) for i in range(H) for j in range(W)]
+    M = len(positions)
+    for c in range(C):
+        values = [x[n, c, i, j] for n, i, j in positions]
+        mu = sum(values) / M
+        s = np.sqrt(sum((v - mu) ** 2 for v in values) / M + eps)
+        xhat = [(v - mu) / s for v in values]
+        g = [dy[n, c, i, j] for n, i, j in positions]
+        dbeta[c] = sum(g)
+        dgamma[c] = sum(g[k] * xhat[k] for k in range(M))
+        for m, (n, i, j) in enumerate(positions):
+            dx[n, c, i, j] = sum(g[k] * gamma[c] * ((k == m) - 1 / M - xhat[k] * xhat[m] / M) / s for k in range(M))
+    return dx, dgamma, dbeta
+
+
+def l2_normalize_loops(x, eps=1e-12):
+    """Per-pixel L2 normalisation over the channels: ``y[:, :, i, j] = x[:, :, i, j] / max(||x[:, :, i, j]||, eps)``.
+
+    Returns
+    -------
+    y : (N, C, H, W)
+    """
+    N, C, H, W = x.shape
+    y = np.zeros(x.shape, dtype=x.dtype)
+    for n in range(N):
+        for i in range(H):
+            for j in range(W):
+                norm = np.sqrt(sum(x[n, c, i, j] ** 2 for c in range(C)))
+                for c in range(C):
+                    y[n, c, i, j] = x[n, c, i, j] / max(norm, eps)
+    return y
+
+
+def global_avg_pool2d_loops(x):
+    """Global average pooling: ``y[n, c, 0, 0] = (1 / (H W)) sum_{i, j} x[n, c, i, j]``.
+
+    Returns
+    -------
+    y : (N, C, 1, 1)
+    """
+    N, C, H, W = x.shape
+    y = np.zeros((N, C, 1, 1), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            y[n, c, 0, 0] = sum(x[n, c, i, j] for i in range(H) for j in range(W)) / (H * W)
+    return y

@@ -26,6 +26,8 @@ __all__ = [
     "check_array",
     "check_ndim",
     "check_float",
+    "check_shape",
+    "check_nchw",
     "check_positive",
     "check_nonnegative",
     "check_conv_operands",
@@ -94,6 +96,35 @@ def check_float(x, name: str, op: str):
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: expected {name} with a floating dtype (float32 or float64), got dtype {x.dtype}")
     return x
+
+
+def check_shape(a, expected, name: str, op: str):
+    """Raise ``ValueError`` unless ``a`` is an array of exactly the shape ``expected``.
+
+    The check every backward makes of its upstream gradient::
+
+        check_shape(dy, (N, C_out, H_out, W_out), "dy", "conv2d_backward")
+        # conv2d_backward: expected dy of shape (2, 4, 5, 5), got shape (2, 4, 5, 6)
+    """
+    check_array(a, name, op)
+    if tuple(a.shape) != tuple(expected):
+        raise ValueError(f"{op}: expected {name} of shape {tuple(expected)}, got shape {tuple(a.shape)}")
+    return a
+
+
+def check_nchw(x, name: str, op: str):
+    """Raise unless ``x`` is a 4-D ``(N, C, H, W)`` array with a floating dtype."""
+    check_ndim(x, 4, name, op, "N, C, H, W")
+    return check_float(x, name, op)
+
+
+def steps(start: int, count: int, step: int) -> slice:
+    """The slice ``start, start + step, ..., start + (count - 1) * step`` of ``count >= 1`` positions.
+
+    Strided windows start here: tap ``k`` of every output of a stride-``s``
+    window is ``x[steps(k * d, n_out, s)]``.
+    """
+    return slice(start, start + (count - 1) * step + 1, step)
 
 
 def check_conv_operands(x, w, b, groups, op: str, x_letters: str, w_letters: str) -> None:

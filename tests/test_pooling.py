@@ -22,7 +22,8 @@ from minseg.ops import (
     max_unpool2d,
     max_unpool2d_backward,
 )
-from minseg.ops.pooling import _first_valid, _unique_last_writers
+from minseg.ops.pooling import _first_valid
+from minseg.ops.unpooling import _unique_last_writers
 from minseg.reference import (
     max_pool2d_backward_loops,
     max_pool2d_loops,

@@ -8,7 +8,7 @@ functions, with central differences, and names a known mistake when the
 answer equals it::
 
     from minseg import exercises
-    exercises.names()                         # ['im2col', 'conv2d', 'conv2d_backward', ...]
+    exercises.names()                         # ['cross_entropy_backward', 'im2col', 'conv2d', ...]
     r = exercises.check("conv2d", my_conv2d)
     r.passed                                  # bool
     r.diagnosis                               # e.g. 'kernel flipped (convolution instead of cross-correlation)'
@@ -46,6 +46,11 @@ unusual return value (a layer, a cache) into the outputs to compare. Put a
 topic's exercises in one module here and import it below.
 """
 from .core import Case, Output, Result, backward_case, check, describe_wrong, exercise, get, names  # noqa: F401
-from . import conv  # noqa: F401,E402  (registers the exercises, in the lessons' order)
+from . import losses  # noqa: F401,E402  (registers the exercises, in the lessons' order)
+from . import conv  # noqa: F401,E402
+from . import interpolate  # noqa: F401,E402
+from . import transposed  # noqa: F401,E402
+from . import unet  # noqa: F401,E402
+from . import metrics  # noqa: F401,E402
 
 __all__ = ["check", "names", "get", "Result", "Case", "Output", "exercise", "backward_case", "describe_wrong"]

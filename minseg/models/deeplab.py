@@ -7,7 +7,7 @@ from ..nn.batchnorm import BatchNorm2d
 from ..nn.blocks import ConvBNReLU, concat, split
 from ..nn.layers import Conv2d, Dropout, GlobalAvgPool2d, ReLU, SeparableConv2d, Sequential, Upsample
 from ..nn.module import Module, make_rng
-from ..ops.pooling import broadcast_to_size, broadcast_to_size_backward
+from ..ops.context import broadcast_to_size, broadcast_to_size_backward
 from .registry import SegmentationModel, check_input, register_model
 from .vgg import VGGBackbone
 

@@ -17,6 +17,7 @@ from .blocks import (ConvBNReLU, center_crop_offsets, concat, crop, crop_backwar
 from .layers import (Conv2d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear, MaxPool2d,
                      MaxUnpool2d, ReLU, SeparableConv2d, Sequential, Upsample)
 from .module import LoadResult, Module, Parameter, kaiming_normal, make_rng
+from .pyramid import AdaptiveAvgPool2d, AdaptiveMaxPool2d, SpatialPyramidPool
 
 __all__ = [
     "Module", "Parameter", "LoadResult", "make_rng", "kaiming_normal",
@@ -25,3 +26,4 @@ __all__ = [
     "ReLU", "Dropout", "Flatten", "Identity", "Sequential", "BatchNorm2d",
     "ConvBNReLU", "concat", "split", "crop", "crop_backward", "center_crop_offsets", "pad_to", "pad_to_backward",
 ]
+__all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "SpatialPyramidPool"]

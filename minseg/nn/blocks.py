@@ -44,8 +44,18 @@ class ConvBNReLU(Sequential):
 
 
 def concat(arrays):
-    """Concatenate NCHW arrays on the channel axis. Returns ``(y, sizes)``; ``split(dy, sizes)`` undoes it."""
+    """Concatenate NCHW arrays on the channel axis. Returns ``(y, sizes)``; ``split(dy, sizes)`` undoes it.
+
+    ``(N, C_1, H, W), (N, C_2, H, W), ... -> (N, C_1 + C_2 + ..., H, W)``. Arrays whose N, H or W
+    differ (an upsampled map one pixel short of its skip) raise ``ValueError`` naming both shapes.
+    """
     xp = get_array_module(*arrays)
+    first = arrays[0]
+    for i, a in enumerate(arrays[1:], 1):
+        if a.ndim != 4 or first.ndim != 4 or (a.shape[0],) + a.shape[2:] != (first.shape[0],) + first.shape[2:]:
+            raise ValueError(f"concat: expected arrays of shape (N, C, H, W) with the N, H and W of arrays[0] "
+                             f"{tuple(first.shape)}, got arrays[{i}] of shape {tuple(a.shape)} (crop the larger "
+                             f"map to the smaller, or pad the smaller to the larger)")
     return xp.concatenate(arrays, axis=1), [a.shape[1] for a in arrays]
 
 

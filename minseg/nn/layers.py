@@ -31,8 +31,9 @@ from ..ops.conv import conv2d, conv2d_backward
 from ..ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from ..ops.interpolate import bilinear_interpolate, bilinear_interpolate_backward, bilinear_kernel
 from ..ops.linear import linear, linear_backward
-from ..ops.pooling import (global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max_pool2d_backward,
-                           max_unpool2d, max_unpool2d_backward)
+from ..ops.context import global_avg_pool2d, global_avg_pool2d_backward
+from ..ops.pooling import max_pool2d, max_pool2d_backward
+from ..ops.unpooling import max_unpool2d, max_unpool2d_backward
 from ..shapes import conv_transpose_output_size, pair
 from .module import Module, Parameter, as_dtype, kaiming_normal, make_rng
 

@@ -55,8 +55,10 @@ from ..shapes import (
     check_ndim,
     check_nonnegative,
     check_positive,
+    check_shape,
     conv_output_size,
     pair,
+    steps,
 )
 
 __all__ = ["conv2d", "conv2d_backward", "Conv2dCache", "im2col", "col2im"]
@@ -100,11 +102,6 @@ def _tap_range(out_size: int, offset: int, stride: int, in_size: int):
     o_lo = max(0, (-offset + stride - 1) // stride)               # ceil(-offset / stride)
     o_hi = min(out_size, (in_size - 1 - offset) // stride + 1)     # last o with o*s + offset <= in_size - 1
     return o_lo, max(o_lo, o_hi)
-
-
-def _steps(start: int, count: int, step: int) -> slice:
-    """The slice ``start, start + step, ..., start + (count - 1) * step`` (count >= 1)."""
-    return slice(start, start + (count - 1) * step + 1, step)
 
 
 def _check_geometry(op, H, W, kernel_size, stride, padding, dilation):
@@ -165,7 +162,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, out=None):
             if i_lo > 0 or i_hi < H_out or j_lo > 0 or j_hi < W_out:
                 tap[...] = 0  # the padding this tap reads
             if i_hi > i_lo and j_hi > j_lo:
-                tap[:, :, i_lo:i_hi, j_lo:j_hi] = x_t[:, :, _steps(h0, i_hi - i_lo, sh), _steps(w0, j_hi - j_lo, sw)]
+                tap[:, :, i_lo:i_hi, j_lo:j_hi] = x_t[:, :, steps(h0, i_hi - i_lo, sh), steps(w0, j_hi - j_lo, sw)]
     return out
 
 
@@ -209,7 +206,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1, *, out=N
             w0 = j_lo * sw + kw * dw - pw
             if i_hi > i_lo and j_hi > j_lo:
                 # one tap touches each input pixel at most once: a plain += is exact here
-                out_t[:, :, _steps(h0, i_hi - i_lo, sh), _steps(w0, j_hi - j_lo, sw)] += \
+                out_t[:, :, steps(h0, i_hi - i_lo, sh), steps(w0, j_hi - j_lo, sw)] += \
                     cols6[:, kh, kw, :, i_lo:i_hi, j_lo:j_hi]
     return out
 
@@ -352,6 +349,10 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     TypeError
         Integer dtypes, mismatched dtypes, or NumPy and CuPy arrays mixed.
 
+    See Also
+    --------
+    minseg.reference.conv2d_loops : the same, by the definition, with loops.
+
     References
     ----------
     Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016.
@@ -402,6 +403,10 @@ def conv2d_backward(dy, cache: Conv2dCache):
     db : ndarray of shape (C_out,), or None when the forward had no bias
         ``sum over n, i, j of dy``.
 
+    See Also
+    --------
+    minseg.reference.conv2d_backward_loops : the same gradient, pixel by pixel.
+
     References
     ----------
     Dumoulin & Visin, 2016, section 4 (the backward pass of a convolution is a transposed convolution).
@@ -410,10 +415,8 @@ def conv2d_backward(dy, cache: Conv2dCache):
     x, w, has_bias, s, p, d, G = cache
     N, C, H, W = x.shape
     C_out, C_g, KH, KW = w.shape
-    check_ndim(dy, 4, "dy", op, "N, C_out, H_out, W_out")
     H_out, W_out = (conv_output_size(H, KH, s[0], p[0], d[0]), conv_output_size(W, KW, s[1], p[1], d[1]))
-    if tuple(dy.shape) != (N, C_out, H_out, W_out):
-        raise ValueError(f"{op}: expected dy of shape {(N, C_out, H_out, W_out)}, got shape {tuple(dy.shape)}")
+    check_shape(dy, (N, C_out, H_out, W_out), "dy", op)
     xp = get_array_module(dy, x)
     Co_g, K = C_out // G, C_g * KH * KW
     wide = _use_wide_rows(s, C * KH * KW, C_out)  # as the forward pass did

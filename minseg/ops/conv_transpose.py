@@ -73,14 +73,15 @@ from ..backend import get_array_module
 from ..shapes import (
     check_bias,
     check_conv_operands,
-    check_ndim,
     check_nonnegative,
     check_positive,
+    check_shape,
     conv_output_size,
     conv_transpose_output_size,
     pair,
+    steps,
 )
-from .conv import _steps, im2col
+from .conv import im2col
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache"]
 
@@ -180,7 +181,7 @@ def _axis_plan(n_in, n_out, kernel, stride, padding, dilation) -> _AxisPlan:
         count = len(range(first, n_out, stride))
         on_grid = max(0, min(count, n_grid - m0))
         covered = covered and on_grid == count
-        rows.append((_steps(first, on_grid, stride), slice(m0, m0 + on_grid)) if on_grid else None)
+        rows.append((steps(first, on_grid, stride), slice(m0, m0 + on_grid)) if on_grid else None)
     return _AxisPlan(Q, shifts, rows, covered)
 
 
@@ -272,6 +273,10 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
     TypeError
         Integer dtypes, mismatched dtypes, or NumPy and CuPy arrays mixed.
 
+    See Also
+    --------
+    minseg.reference.conv_transpose2d_loops : the same, by the definition, with loops.
+
     Notes
     -----
     Computed phase by phase with one matrix product per shift (see the module
@@ -341,6 +346,10 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     db : ndarray of shape (C_out,), or None when the forward had no bias
         ``sum over n, i, j of dy``.
 
+    See Also
+    --------
+    minseg.reference.conv_transpose2d_backward_loops : the same gradient, pixel by pixel.
+
     References
     ----------
     Dumoulin & Visin, 2016, section 4: the transpose of a transposed convolution is the convolution.
@@ -350,11 +359,9 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     N, C_in, H, W = x.shape
     _, Co_g, KH, KW = w.shape
     C_out, Ci_g, K = Co_g * G, C_in // G, KH * KW
-    check_ndim(dy, 4, "dy", op, "N, C_out, H_out, W_out")
     H_out = conv_transpose_output_size(H, KH, s[0], p[0], o[0], d[0])
     W_out = conv_transpose_output_size(W, KW, s[1], p[1], o[1], d[1])
-    if tuple(dy.shape) != (N, C_out, H_out, W_out):
-        raise ValueError(f"{op}: expected dy of shape {(N, C_out, H_out, W_out)}, got shape {tuple(dy.shape)}")
+    check_shape(dy, (N, C_out, H_out, W_out), "dy", op)
     xp = get_array_module(dy, x)
     # the convolution of dy has (H_c, W_c) outputs: (H, W), or more when output_padding >= stride
     H_c, W_c = conv_output_size(H_out, KH, s[0], p[0], d[0]), conv_output_size(W_out, KW, s[1], p[1], d[1])

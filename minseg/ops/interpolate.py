@@ -1,4 +1,4 @@
-"""Resizing feature maps: bilinear interpolation, nearest-neighbour upsampling, FCN's bilinear kernel.
+"""Resizing feature maps: bilinear interpolation and its one-axis matrices, FCN's bilinear kernel.
 
 Bilinear interpolation of a pixel ``P`` between its four neighbours
 
@@ -32,9 +32,9 @@ NaN or inf is present, the four taps gathered (scattered, backward) pixel by
 pixel in the order of PyTorch's CPU kernel, so the NaN / inf pattern matches
 PyTorch element for element instead of spreading through the zeros of ``A``.
 
-Nearest-neighbour upsampling (``mode="nearest"``) copies
-``x[floor(o * scale)]``, computed in float32 as PyTorch does; its backward
-adds every output's gradient back onto the pixel it copied.
+Nearest-neighbour upsampling (``mode="nearest"``, ``unpooling.upsample_nearest``)
+copies ``x[nearest_indices(...)]``, ``floor(o * scale)`` computed in float32
+as PyTorch does.
 
 ``bilinear_kernel`` is FCN's initialisation of an upsampling transposed
 convolution; see its docstring for where that convolution agrees with
@@ -59,12 +59,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module, scatter_add
-from ..shapes import check_float, check_ndim, check_positive, pair
+from ..shapes import check_float, check_ndim, check_positive, check_shape, pair
 
 __all__ = [
     "interpolation_matrix", "linear_taps", "nearest_indices",
     "bilinear_interpolate", "bilinear_interpolate_backward", "BilinearCache",
-    "upsample_nearest", "upsample_nearest_backward", "NearestCache",
     "bilinear_kernel",
 ]
 
@@ -167,7 +166,7 @@ def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def _output_size(op, x, size, scale_factor):
+def resize_output_size(op, x, size, scale_factor):
     """Validate x, size and scale_factor; return ``(H_out, W_out)`` and the per-axis scales (or None)."""
     check_ndim(x, 4, "x", op, "N, C, H, W")
     check_float(x, "x", op)
@@ -278,7 +277,7 @@ def bilinear_interpolate(x, size=None, scale_factor=None, align_corners=False):
     Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic Segmentation", 2015.
     """
     op = "bilinear_interpolate"
-    (H_out, W_out), (sc_h, sc_w) = _output_size(op, x, size, scale_factor)
+    (H_out, W_out), (sc_h, sc_w) = resize_output_size(op, x, size, scale_factor)
     if not isinstance(align_corners, bool):
         raise TypeError(f"{op}: expected align_corners to be a bool, got {align_corners!r}")
     xp = get_array_module(x)
@@ -354,10 +353,7 @@ def bilinear_interpolate_backward(dy, cache: BilinearCache):
     """
     (N, C, H, W), A_h, A_w, align_corners, (sc_h, sc_w) = cache
     H_out, W_out = A_h.shape[0], A_w.shape[0]
-    check_ndim(dy, 4, "dy", "bilinear_interpolate_backward", "N, C, H_out, W_out")
-    if tuple(dy.shape) != (N, C, H_out, W_out):
-        raise ValueError(f"bilinear_interpolate_backward: expected dy of shape {(N, C, H_out, W_out)}, "
-                         f"got shape {tuple(dy.shape)}")
+    check_shape(dy, (N, C, H_out, W_out), "dy", "bilinear_interpolate_backward")
     xp = get_array_module(dy, A_h)
     with np.errstate(invalid="ignore"):                            # a non-finite dy is handled below
         dz = xp.matmul(A_h.T, dy.reshape(N * C, H_out, W_out))   # (N*C, H, W_out)
@@ -381,88 +377,6 @@ def _bilinear_taps_backward(dy, x_shape, taps_h, taps_w):
             for w, lw in ((w0, lw0), (w1, lw1)):
                 weight = lh[:, None] * lw[None, :]                    # (H_out, W_out)
                 scatter_add(dx, (slice(None), slice(None), h[:, None], w[None, :]), weight * dy)
-    return dx
-
-
-# --------------------------------------------------------------------------- nearest
-
-class NearestCache(NamedTuple):
-    """Fields: ``x_shape`` (N, C, H, W), ``src_h`` (H_out,) and ``src_w`` (W_out,) int64 source pixels."""
-
-    x_shape: tuple
-    src_h: object
-    src_w: object
-
-
-def upsample_nearest(x, size=None, scale_factor=None):
-    """Nearest-neighbour resizing, PyTorch's ``F.interpolate(x, size, scale_factor, mode="nearest")``.
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, C, H, W), float
-    size : int or (int, int), optional
-    scale_factor : float or (float, float), optional
-        Exactly one of the two; ``H_out = floor(H * scale_factor_h)``.
-
-    Returns
-    -------
-    y : ndarray, shape (N, C, H_out, W_out), dtype of x
-        ``y[n, c, i, j] = x[n, c, src_h[i], src_w[j]]`` with
-        ``src = nearest_indices(...)`` per axis; at an integer factor ``s``
-        every value fills its ``s x s`` block.
-    cache : NearestCache
-
-    See Also
-    --------
-    minseg.reference.upsample_nearest_loops : the same, pixel by pixel.
-
-    References
-    ----------
-    Long, Shelhamer & Darrell, 2015 (FCN, "shift-and-stitch" and simple upsampling);
-    CS231n lecture 11 (2017), "In-network upsampling: nearest neighbor".
-    """
-    op = "upsample_nearest"
-    (H_out, W_out), (sc_h, sc_w) = _output_size(op, x, size, scale_factor)
-    xp = get_array_module(x)
-    N, C, H, W = x.shape
-    src_h = xp.asarray(nearest_indices(H, H_out, sc_h))
-    src_w = xp.asarray(nearest_indices(W, W_out, sc_w))
-    y = x[:, :, src_h[:, None], src_w[None, :]]                     # (N, C, H_out, W_out), a gather
-    return y, NearestCache(tuple(x.shape), src_h, src_w)
-
-
-def upsample_nearest_backward(dy, cache: NearestCache):
-    """Gradient of ``upsample_nearest``: each input pixel receives the sum of dy over the outputs that copied it.
-
-    With the 0/1 selection matrices ``S[o, src[o]] = 1`` the forward is
-    ``Y = S_h X S_w^T``, so ``dX = S_h^T dY S_w``: two matrix products do the
-    scatter-add. Where dy holds a NaN or inf, the zeros of ``S`` would spread it
-    (``0 * NaN = NaN``), so that dy is scatter-added instead, as PyTorch's
-    kernel does: a non-finite gradient reaches only the pixel it was copied from.
-
-    See Also
-    --------
-    minseg.reference.upsample_nearest_backward_loops : the same, pixel by pixel.
-    """
-    (N, C, H, W), src_h, src_w = cache
-    H_out, W_out = src_h.shape[0], src_w.shape[0]
-    check_ndim(dy, 4, "dy", "upsample_nearest_backward", "N, C, H_out, W_out")
-    if tuple(dy.shape) != (N, C, H_out, W_out):
-        raise ValueError(f"upsample_nearest_backward: expected dy of shape {(N, C, H_out, W_out)}, "
-                         f"got shape {tuple(dy.shape)}")
-    xp = get_array_module(dy, src_h)
-    S_h = xp.zeros((H_out, H), dtype=dy.dtype)
-    S_h[xp.arange(H_out), src_h] = 1                               # (H_out, H), one 1 per row
-    S_w = xp.zeros((W_out, W), dtype=dy.dtype)
-    S_w[xp.arange(W_out), src_w] = 1                               # (W_out, W)
-    with np.errstate(invalid="ignore"):                            # a non-finite dy is handled below
-        dz = xp.matmul(S_h.T, dy.reshape(N * C, H_out, W_out))    # (N*C, H, W_out)
-        dx = xp.matmul(dz.reshape(N * C * H, W_out), S_w)         # (N*C*H, W)
-    if bool(xp.isfinite(dx).all()):                                # a NaN or inf in dy always leaves one in dx
-        return dx.reshape(N, C, H, W)
-    dx = xp.zeros((N, C, H, W), dtype=dy.dtype)
-    with np.errstate(invalid="ignore"):                            # inf - inf: NaN on purpose
-        scatter_add(dx, (slice(None), slice(None), src_h[:, None], src_w[None, :]), dy)
     return dx
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import get_array_module
-from ..shapes import check_float, check_ndim
+from ..shapes import check_float, check_ndim, check_shape
 
 __all__ = ["linear", "linear_backward", "LinearCache"]
 
@@ -68,10 +68,7 @@ def linear(x, w, b=None):
 def linear_backward(dy, cache: LinearCache):
     """Gradients of ``linear``: ``(dx, dw, db)``; ``db`` is None when the forward had no bias."""
     x, w, has_bias = cache
-    check_ndim(dy, 2, "dy", "linear_backward", "N, D_out")
-    if tuple(dy.shape) != (x.shape[0], w.shape[0]):
-        raise ValueError(f"linear_backward: expected dy of shape {(x.shape[0], w.shape[0])}, "
-                         f"got shape {tuple(dy.shape)}")
+    check_shape(dy, (x.shape[0], w.shape[0]), "dy", "linear_backward")
     dx = dy @ w  # (N, D_in)
     dw = dy.T @ x  # (D_out, D_in)
     db = dy.sum(axis=0) if has_bias else None

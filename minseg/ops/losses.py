@@ -121,6 +121,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index: int = -100, redu
         ``ignore_index``, an unknown reduction.
     TypeError
         Non-float logits, non-integer targets.
+
+    See Also
+    --------
+    minseg.reference.cross_entropy_loops : the same, by the definition, with loops.
     """
     op = "cross_entropy"
     _check_args(op, logits, target, weight, ignore_index, reduction)
@@ -169,6 +173,10 @@ def cross_entropy_backward(dloss, cache: CrossEntropyCache):
     dlogits : ndarray, shape (N, C, H, W), dtype of the logits
         ``dloss * pixel_weight * (probs - onehot(target)) / denominator``;
         exactly 0 at ignored pixels.
+
+    See Also
+    --------
+    minseg.reference.cross_entropy_backward_loops : the same gradient, pixel by pixel.
     """
     op = "cross_entropy_backward"
     probs, t, pw, den, reduction = cache

@@ -1,4 +1,6 @@
-"""Batch normalisation over (N, H, W) per channel, PyTorch's ``F.batch_norm`` for NCHW input.
+"""Normalisation: batch normalisation over (N, H, W) per channel, and per-pixel L2 normalisation.
+
+``batch_norm2d`` is PyTorch's ``F.batch_norm`` for NCHW input.
 
 Training mode normalises each channel ``c`` with the statistics of the batch,
 over its ``M = N * H * W`` values:
@@ -29,16 +31,23 @@ References
 Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing
 Internal Covariate Shift", ICML 2015. The compact backward: Kratzert, "Understanding the
 backward pass through Batch Normalization Layer", 2016, and CS231n assignment 2.
+
+``l2_normalize`` divides every pixel's feature vector by its length,
+``y = x / max(||x||_2, eps)`` (``F.normalize(x, dim=1)``), as ParseNet does
+before it combines local and global features: W. Liu, A. Rabinovich,
+A. C. Berg, "ParseNet: Looking Wider to See Better", ICLR 2016 workshop.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import NamedTuple
 
 from ..backend import get_array_module
-from ..shapes import check_array, check_float, check_ndim
+from ..shapes import check_array, check_float, check_nchw, check_ndim, check_shape
 
-__all__ = ["batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache"]
+__all__ = ["batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache",
+           "l2_normalize", "l2_normalize_backward", "L2NormalizeCache"]
 
 
 class BatchNorm2dCache(NamedTuple):
@@ -115,6 +124,10 @@ def batch_norm2d(x, gamma=None, beta=None, *, running_mean=None, running_var=Non
     ValueError
         Wrong shapes; training with a single value per channel (``N*H*W == 1``), where the
         variance is undefined (PyTorch raises too); evaluation without running statistics.
+
+    See Also
+    --------
+    minseg.reference.batch_norm2d_loops : the same, by the definition, with loops.
     """
     op = "batch_norm2d"
     check_ndim(x, 4, "x", op, "N, C, H, W")
@@ -171,12 +184,14 @@ def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
         ``sum over N, H, W of dy * xhat``.
     dbeta : ndarray (C,), or None without beta
         ``sum over N, H, W of dy``.
+
+    See Also
+    --------
+    minseg.reference.batch_norm2d_backward_loops : the same gradient, pixel by pixel.
     """
     op = "batch_norm2d_backward"
     xhat, gamma, inv_std, _, _, training, has_beta = cache
-    check_ndim(dy, 4, "dy", op, "N, C, H, W")
-    if tuple(dy.shape) != tuple(xhat.shape):
-        raise ValueError(f"{op}: expected dy of shape {tuple(xhat.shape)}, got shape {tuple(dy.shape)}")
+    check_shape(dy, xhat.shape, "dy", op)
     N, C, H, W = dy.shape
     M = N * H * W
     sum_dy = _channel_sum(dy)  # (C,)
@@ -191,3 +206,64 @@ def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
     dx -= xhat * (sum_dy_xhat / M).reshape(1, C, 1, 1)
     dx *= scale.reshape(1, C, 1, 1)
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- L2 normalisation
+
+class L2NormalizeCache(NamedTuple):
+    """Fields: ``y`` the output, ``norm`` (N, 1, H, W) the clamped norm ``max(||x||, eps)``,
+    ``active`` (N, 1, H, W) bool, True where ``||x|| >= eps`` (the norm, not eps, divided)."""
+
+    y: object
+    norm: object
+    active: object
+
+
+def l2_normalize(x, eps=1e-12):
+    """L2-normalise every pixel's feature vector over the channels: ``y = x / max(||x||_2, eps)``.
+
+    PyTorch's ``F.normalize(x, p=2, dim=1, eps=eps)``; ParseNet normalises
+    the local and the global features this way before combining them.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float
+    eps : float
+        Lower bound on the divisor.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, H, W), dtype of x
+    cache : L2NormalizeCache
+
+    See Also
+    --------
+    minseg.reference.l2_normalize_loops : the same, by the definition, with loops.
+
+    References
+    ----------
+    Liu, Rabinovich & Berg, "ParseNet: Looking Wider to See Better", 2016, section 3.2.
+    """
+    op = "l2_normalize"
+    check_nchw(x, "x", op)
+    if not (isinstance(eps, (int, float)) and eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"{op}: expected eps to be a positive finite number, got {eps!r}")
+    xp = get_array_module(x)
+    norm = xp.sqrt((x * x).sum(axis=1, keepdims=True))  # (N, 1, H, W)
+    active = norm >= eps
+    norm = xp.maximum(norm, eps).astype(x.dtype, copy=False)
+    y = x / norm
+    return y, L2NormalizeCache(y, norm, active)
+
+
+def l2_normalize_backward(dy, cache: L2NormalizeCache):
+    """Gradient of ``l2_normalize``.
+
+    ``dx = (dy - y * sum_c(dy * y)) / ||x||`` where ``||x|| >= eps`` (the
+    projection that removes the radial part), and ``dx = dy / eps`` where the
+    clamp is active.
+    """
+    y, norm, active = cache
+    check_shape(dy, y.shape, "dy", "l2_normalize_backward")
+    radial = (dy * y).sum(axis=1, keepdims=True) * active  # (N, 1, H, W)
+    return (dy - y * radial) / norm
