@@ -25,11 +25,13 @@ __all__ = [
     "is_cupy_array",
     "has_cupy",
     "has_gpu",
+    "gpu_unavailable_reason",
     "to_numpy",
     "to_device",
     "scatter_add",
     "scatter_add_flat",
     "plane_offsets",
+    "pad_to",
 ]
 
 
@@ -58,6 +60,15 @@ def has_gpu() -> bool:
         return bool(cp.cuda.is_available())
     except Exception:  # CUDARuntimeError and friends: no usable device
         return False
+
+
+def gpu_unavailable_reason() -> str | None:
+    """Why ``device="gpu"`` cannot be used here, in one line, or None when a CUDA device is usable."""
+    if has_gpu():
+        return None
+    if not has_cupy():
+        return 'cupy is not installed (install the gpu extra: pip install -e ".[gpu]")'
+    return "cupy is installed but cupy.cuda.is_available() is False (no usable CUDA device)"
 
 
 def is_cupy_array(x) -> bool:
@@ -130,8 +141,8 @@ def to_device(x, device: str = "cpu"):
         return to_numpy(x)
     if device == "gpu":
         if not has_gpu():
-            raise RuntimeError("to_device: expected a usable CUDA device for device='gpu', got none "
-                               "(cupy not installed or cupy.cuda.is_available() is False)")
+            raise RuntimeError(f"to_device: expected a usable CUDA device for device='gpu', got none "
+                               f"({gpu_unavailable_reason()})")
         return _cupy().asarray(x)
     raise ValueError(f"to_device: expected device 'cpu' or 'gpu', got {device!r}")
 
@@ -193,3 +204,28 @@ def plane_offsets(xp, N: int, C: int, plane_size: int):
     gives indices into the whole flattened array.
     """
     return (xp.arange(N * C, dtype=xp.int64) * plane_size).reshape(N, C, 1, 1)
+
+
+def pad_to(a, H: int, W: int, value=0):
+    """``a`` (..., h, w) with rows and columns of ``value`` appended at the bottom and right to (..., H, W).
+
+    The one padding helper: U-Net's pad-instead-of-crop (``nn.blocks.pad_to``),
+    the extra outputs of a transposed convolution's backward, and the
+    training crops that pad labels with ``ignore_index``. Returns ``a`` itself
+    when it already has that size.
+
+    Raises
+    ------
+    ValueError
+        When ``a`` is larger than ``(H, W)``.
+    """
+    h, w = a.shape[-2:]
+    if (h, w) == (H, W):
+        return a
+    if h > H or w > W:
+        raise ValueError(f"pad_to: expected an array no larger than ({H}, {W}) in its last two axes, "
+                         f"got shape {tuple(a.shape)}")
+    xp = get_array_module(a)
+    out = xp.full(a.shape[:-2] + (H, W), value, dtype=a.dtype)
+    out[..., :h, :w] = a
+    return out

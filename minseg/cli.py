@@ -8,6 +8,9 @@
     minseg gradcheck [--verbose]      check every op's backward against central differences
     minseg check FILE.npz [...]       check a framework's saved op against minseg (or --torch: every op vs PyTorch)
 
+``demo``, ``train``, ``eval`` and ``predict`` take ``--device cpu|gpu`` (default cpu): ``gpu``
+runs the same code on CuPy, and stops with a one-line error where no GPU is usable.
+
 Bad arguments print a one-line error and exit with status 2; a failed check or
 a diverged training run exits with status 1.
 """
@@ -125,6 +128,16 @@ def _positive_float(text):
     return value
 
 
+def _check_device(device: str) -> str:
+    """``device`` (``"cpu"`` or ``"gpu"``) when it is usable here; for ``"gpu"`` without a GPU, a one-line UsageError."""
+    from . import backend  # noqa: PLC0415
+
+    reason = backend.gpu_unavailable_reason() if device == "gpu" else None
+    if reason is not None:
+        raise UsageError(f"--device gpu: no usable GPU here: {reason}")
+    return device
+
+
 def _scores_text(result: dict) -> str:
     """Summary lines: mIoU, pixel accuracy, per-class IoU, PQ / SQ / RQ."""
     lines = [f"mIoU {result['miou']:.4f}   pixel accuracy {result['pixel_accuracy']:.4f}   "
@@ -166,11 +179,12 @@ def _save_curves_png(path, history: dict, title: str):
 
 
 def _run_training(model_name, dataset_name, epochs, batch_size, lr, optimizer, seed, out, model_args,
-                  time_budget=None, progress=True, split_eval="val"):
+                  time_budget=None, progress=True, split_eval="val", device="cpu"):
     from . import data  # noqa: PLC0415
     from .models import build_model, list_models  # noqa: PLC0415
     from .train import TrainConfig, evaluate, history_dict, load_checkpoint, train  # noqa: PLC0415
 
+    _check_device(device)
     if model_name not in SEGMENTATION_MODELS:
         kind = " (a registered model, but not a segmentation model)" if model_name in list_models() else ""
         raise UsageError(f"expected --model in {list(SEGMENTATION_MODELS)}, got {model_name!r}{kind}")
@@ -188,11 +202,13 @@ def _run_training(model_name, dataset_name, epochs, batch_size, lr, optimizer, s
     out = Path(out)
     print(f"training {model_name} ({model.num_parameters():,} parameters) on {dataset_name} "
           f"({len(train_set.images)} train / {len(val_set.images) if val_set else 0} val images of "
-          f"{tuple(train_set.images.shape[1:])}), {epochs} epochs, batch {batch_size}, {optimizer} lr {lr}")
+          f"{tuple(train_set.images.shape[1:])}), {epochs} epochs, batch {batch_size}, {optimizer} lr {lr}"
+          + (" on the GPU" if device == "gpu" else ""))
+    model.to(device)                                   # initialised on the host from the seed, then moved
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                       time_budget=time_budget, progress=progress)
     hist = train(model, train_set, val_set, cfg, out_dir=out)
-    best, _ = load_checkpoint(out / "best.npz")
+    best, _ = load_checkpoint(out / "best.npz", device=device)
     result = evaluate(best, test_set)
     result.update({"model": model_name, "model_config": model.config, "dataset": dataset_name,
                    "split": test_set.split if hasattr(test_set, "split") else split_eval,
@@ -225,7 +241,7 @@ def _cmd_gradcheck(args) -> int:
 def _cmd_train(args) -> int:
     _run_training(args.model, args.dataset, args.epochs, args.batch_size, args.lr, args.optimizer, args.seed,
                   args.out, _model_args(args.model_arg), time_budget=args.time_budget, progress=not args.no_progress,
-                  split_eval=args.eval_split)
+                  split_eval=args.eval_split, device=args.device)
     return 0
 
 
@@ -233,7 +249,7 @@ def _cmd_demo(args) -> int:
     t0 = time.perf_counter()
     _run_training(DEMO["model"], DEMO["dataset"], args.epochs, DEMO["batch_size"], DEMO["lr"], "adam",
                   args.seed, args.out, DEMO["model_args"], time_budget=args.time_budget,
-                  progress=not args.no_progress, split_eval="test")
+                  progress=not args.no_progress, split_eval="test", device=args.device)
     print("\n" + DEMO_EXPLAINED.format(out=args.out))
     print(f"demo finished in {time.perf_counter() - t0:.0f}s")
     return 0
@@ -243,7 +259,7 @@ def _cmd_eval(args) -> int:
     from . import data  # noqa: PLC0415
     from .train import evaluate, load_checkpoint  # noqa: PLC0415
 
-    model, meta = load_checkpoint(args.checkpoint)
+    model, meta = load_checkpoint(args.checkpoint, device=_check_device(args.device))
     dataset = data.load_dataset(args.dataset or meta.get("dataset"), args.split)
     result = evaluate(model, dataset)
     print(f"{model.name} from {args.checkpoint} on {dataset.name} ({args.split}, {len(dataset.images)} images)")
@@ -257,16 +273,17 @@ def _cmd_eval(args) -> int:
 def _cmd_predict(args) -> int:
     import numpy as np  # noqa: PLC0415
 
+    from .backend import to_device, to_numpy  # noqa: PLC0415
     from .data.convert import read_image  # noqa: PLC0415
     from .train import load_checkpoint  # noqa: PLC0415
     from .viz import colorize  # noqa: PLC0415
 
-    model, meta = load_checkpoint(args.checkpoint)
+    model, meta = load_checkpoint(args.checkpoint, device=_check_device(args.device))
     image = read_image(args.image, op="--image").astype(np.float32) / 255.0   # (3, H, W) in [0, 1]
     if model.config.get("in_channels", 3) == 1:
         image = image.mean(axis=0, keepdims=True)                        # (1, H, W) grey
     x = np.ascontiguousarray(image[None])                                # (1, C, H, W)
-    labels = model.predict(x)[0]                                         # (H, W)
+    labels = to_numpy(model.predict(to_device(x, model.device)))[0]      # (H, W) on the host
     palette = np.asarray(meta.get("palette"), dtype=np.uint8) if meta.get("palette") else None
     rgb = colorize(labels, palette)
     from PIL import Image  # noqa: PLC0415
@@ -368,6 +385,11 @@ def _cmd_datasets(args) -> int:
 
 # --------------------------------------------------------------------------- parser
 
+def _add_device_option(p) -> None:
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                   help="cpu (NumPy) or gpu (CuPy; needs the gpu extra and a CUDA device) (default cpu)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``minseg`` command, one sub-parser per sub-command."""
     from . import __version__  # noqa: PLC0415
@@ -385,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optional: stop after the epoch that passes this many seconds (default: none, so the "
                         "same seed gives the same numbers on every run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train a model on a dataset", epilog=_models_epilog(),
@@ -404,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after the epoch that passes this many seconds (default: none)")
     p.add_argument("--eval-split", default="test", help="split scored at the end (default test)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="score a checkpoint on a dataset split")
@@ -411,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
     p.add_argument("--split", default="test", help="split to score (default test)")
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="segment an image file; write a coloured mask PNG")
@@ -419,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the coloured mask PNG to write (its folder is made if needed)")
     p.add_argument("--overlay", default=None, metavar="PNG",
                    help="also write this PNG: the image and the prediction over it, with a legend (default: none)")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("prepare", help="convert downloaded data (VOC, ISBI, COCO panoptic, Cityscapes) or your "

@@ -258,7 +258,10 @@ class SegmentationMetrics:
     Attributes
     ----------
     cm : numpy.ndarray of int64, shape (K, K)
-        Accumulated confusion matrix (on the host), rows = target.
+        The accumulated confusion matrix, rows = target, as a host copy. The
+        sum itself stays on the device of the batches (a CuPy matrix for CuPy
+        batches): each ``update`` is one bincount there, and only this small
+        matrix ever crosses to the host, when ``cm`` is read.
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, class_names=None):
@@ -275,11 +278,29 @@ class SegmentationMetrics:
 
     def reset(self) -> None:
         """Forget everything accumulated so far."""
-        self.cm = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        self._cm = None                # (K, K) int64 on the device of the first batch, once there is one
+
+    @property
+    def cm(self):
+        """The accumulated ``(K, K)`` confusion matrix, copied to the host (zeros before the first update)."""
+        if self._cm is None:
+            return np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        return to_numpy(self._cm).copy()
 
     def update(self, pred, target) -> None:
-        """Add one batch: ``cm += confusion_matrix(pred, target, K, ignore_index)``."""
-        self.cm += to_numpy(confusion_matrix(pred, target, self.num_classes, self.ignore_index))
+        """Add one batch: ``cm += confusion_matrix(pred, target, K, ignore_index)``, on the batch's device.
+
+        Raises
+        ------
+        TypeError
+            When this batch is on another device than the earlier ones.
+        """
+        cm = confusion_matrix(pred, target, self.num_classes, self.ignore_index)   # (K, K) on the device
+        if self._cm is None:
+            self._cm = cm
+            return
+        get_array_module(self._cm, cm)                                           # the same device, or TypeError
+        self._cm += cm
 
     def compute(self) -> dict:
         """Scores from the accumulated matrix.
@@ -291,7 +312,7 @@ class SegmentationMetrics:
             (floats in [0, 1], NaN when undefined), ``iou`` and
             ``class_accuracy`` (lists of K floats, NaN where undefined).
         """
-        cm = self.cm
+        cm = self.cm                                                           # one (K, K) copy to the host
         return {
             "pixel_accuracy": pixel_accuracy(cm),
             "mean_class_accuracy": mean_class_accuracy(cm),
@@ -304,10 +325,11 @@ class SegmentationMetrics:
     def table(self) -> str:
         """A per-class table (IoU and accuracy in %, pixel counts) and the summary scores."""
         r = self.compute()
+        cm = self.cm
         width = max(8, *(len(n) for n in self.class_names))
         lines = [f"{'class':<{width}}  {'IoU':>6}  {'acc':>6}  {'target px':>11}  {'pred px':>11}",
                  "-" * (width + 42)]
-        t, p = self.cm.sum(axis=1), self.cm.sum(axis=0)
+        t, p = cm.sum(axis=1), cm.sum(axis=0)
         for i, name in enumerate(self.class_names):
             lines.append(f"{name:<{width}}  {pct(r['iou'][i])}  {pct(r['class_accuracy'][i])}  "
                          f"{int(t[i]):>11d}  {int(p[i]):>11d}")

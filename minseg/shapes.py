@@ -23,6 +23,8 @@ __all__ = [
     "pool_output_size",
     "unpool_output_size",
     "receptive_field",
+    "CHUNK_BYTES",
+    "chunk_size",
     "check_array",
     "check_ndim",
     "check_float",
@@ -230,3 +232,21 @@ def receptive_field(layers) -> int:
         jump *= s
     return r
 
+
+# --------------------------------------------------------------------------- batch chunks
+
+# The byte budget of one chunk of a convolution's column matrix (conv2d) or phase grid
+# (conv_transpose2d): large enough for efficient matrix products, small enough that the buffer
+# is reused from the heap instead of being page-faulted in on every call.
+CHUNK_BYTES = 8 * 2**20
+
+
+def chunk_size(n_total: int, bytes_per_sample: int) -> int:
+    """How many samples to process at once so that one chunk's buffer is about ``CHUNK_BYTES``.
+
+    At least 1 (one sample whose buffer alone exceeds the budget still runs), at most ``n_total``.
+
+    >>> chunk_size(10, 3 * 2**20)  # 8 MiB holds two samples of 3 MiB
+    2
+    """
+    return max(1, min(n_total, CHUNK_BYTES // max(1, bytes_per_sample)))

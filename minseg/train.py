@@ -20,6 +20,14 @@ changes nothing.
 
 A seeded run on the CPU is bit-for-bit reproducible: the weights come from
 ``seed``, the batch order and augmentation of epoch ``e`` from ``(seed, e)``.
+
+The device is the model's: ``train(model.to("gpu"), ...)`` trains on the GPU.
+The data stay on the host; each batch is moved to the model's device
+(``to_device``), the confusion matrix is accumulated there, and only the
+``(K, K)`` matrix and one loss scalar per step come back. A model is always
+initialised on the host (the same seed gives the same weights on either
+device) and checkpoints are written from host copies, so a checkpoint saved
+on one device loads onto the other.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import to_device, to_numpy
 from .data import Compose, Dataset, RandomFlip, batches, progress
 from .metrics import SegmentationMetrics
 from .models import SegmentationModel, build_model
@@ -156,7 +164,7 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
     Parameters
     ----------
     model : SegmentationModel
-        Trained in place.
+        Trained in place, on its device (``model.device``: move it with ``model.to("gpu")`` first).
     train_set, val_set : minseg.data.Dataset
         Images (N, C, H, W) float32, labels (N, H, W) int64 with ``ignore_index``.
     config : TrainConfig
@@ -183,7 +191,8 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    optimizer = _make_optimizer(model, cfg)
+    optimizer = _make_optimizer(model, cfg)                              # its state lives on the model's device
+    device = model.device
     steps_per_epoch = math.ceil(len(train_set.images) / cfg.batch_size)
     schedule = PolyLR(optimizer, max_steps=cfg.epochs * steps_per_epoch) if cfg.schedule == "poly" else None
     transform = Compose([RandomFlip()]) if cfg.flip else None
@@ -200,7 +209,8 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
         batch_iter = batches(train_set, cfg.batch_size, shuffle=True, seed=(cfg.seed, epoch), transform=transform)
         for batch in progress(batch_iter, len(batch_iter), f"epoch {epoch}/{cfg.epochs}", cfg.progress):
             step += 1
-            loss = train_step(model, optimizer, batch.images, batch.labels, train_set.ignore_index)
+            images, labels = to_device(batch.images, device), to_device(batch.labels, device)
+            loss = train_step(model, optimizer, images, labels, train_set.ignore_index)
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"train: loss became {loss} at epoch {epoch}, step {step} "
                                        f"(lr {optimizer.lr:.3g}); lower the learning rate")
@@ -234,7 +244,9 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
 # --------------------------------------------------------------------------- evaluation
 
 def predict(model: SegmentationModel, images, batch_size: int = 32):
-    """Class ids (N, H, W) for images (N, C, H, W), in evaluation mode, batch by batch.
+    """Class ids (N, H, W) on the host for images (N, C, H, W), in evaluation mode, batch by batch.
+
+    Each batch goes to the model's device and its class ids come back.
 
     Raises
     ------
@@ -243,7 +255,9 @@ def predict(model: SegmentationModel, images, batch_size: int = 32):
         its index in ``images``): its class would otherwise be a silent guess.
     """
     check_finite("predict", images, "images")
-    out = [to_numpy(model.predict(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+    device = model.device
+    out = [to_numpy(model.predict(to_device(images[i:i + batch_size], device)))
+           for i in range(0, len(images), batch_size)]
     return np.concatenate(out, axis=0) if out else np.zeros((0, *images.shape[2:]), dtype=np.int64)
 
 
@@ -254,19 +268,31 @@ def evaluate(model: SegmentationModel, dataset: Dataset, batch_size: int = 32, p
     per connected region of a thing class (``instances_from_semantic``),
     against the dataset's instance ids.
 
+    Batches run on the model's device and the confusion matrix is accumulated
+    there; only the ``(K, K)`` matrix comes to the host (and, for the
+    panoptic scores, which are computed on the host, the class ids).
+
     Returns
     -------
     dict
         ``pixel_accuracy, mean_class_accuracy, iou (per class), miou, fwiou, class_names``
         and, with ``panoptic`` and instance ids available, ``pq, sq, rq`` (All, Things, Stuff).
     """
-    pred = predict(model, dataset.images, batch_size)                     # (N, H, W)
+    check_finite("predict", dataset.images, "images")
     sem = SegmentationMetrics(len(dataset.class_names), ignore_index=dataset.ignore_index,
                               class_names=list(dataset.class_names))
-    sem.update(pred, dataset.labels)
-    result = dict(sem.compute())
+    with_panoptic = panoptic and dataset.instances is not None
+    device, host_preds = model.device, []
+    for i in range(0, len(dataset.images), batch_size):
+        pred = model.predict(to_device(dataset.images[i:i + batch_size], device))    # (B, H, W) on the device
+        sem.update(pred, to_device(dataset.labels[i:i + batch_size], device))        # the sum stays there too
+        if with_panoptic:
+            host_preds.append(to_numpy(pred))
+    result = dict(sem.compute())                                                     # one (K, K) matrix to the host
     result["class_names"] = list(dataset.class_names)
-    if panoptic and dataset.instances is not None:
+    if with_panoptic:
+        pred = (np.concatenate(host_preds, axis=0) if host_preds
+                else np.zeros((0, *dataset.labels.shape[1:]), dtype=np.int64))             # (N, H, W)
         result["panoptic"] = panoptic_scores(pred, dataset)
     return result
 
@@ -288,7 +314,8 @@ def panoptic_scores(pred, dataset: Dataset) -> dict:
 def save_checkpoint(path, model: SegmentationModel, meta: dict | None = None) -> Path:
     """Write ``model`` (registry name, config, weights) and ``meta`` to ``path`` atomically.
 
-    The file is written next to ``path`` under a temporary name and moved into
+    The weights are written from host (NumPy) copies, whatever the model's
+    device, so the file loads anywhere. The file is written next to ``path`` under a temporary name and moved into
     place with ``os.replace``: a crash mid-write leaves any previous
     checkpoint intact.
     """
@@ -330,8 +357,11 @@ def _read_checkpoint(path):
     return header, state
 
 
-def load_checkpoint(path, dtype=np.float32):
-    """Rebuild the model stored in ``path``; return ``(model, meta)``.
+def load_checkpoint(path, dtype=np.float32, device: str = "cpu"):
+    """Rebuild the model stored in ``path`` on ``device`` (``"cpu"`` or ``"gpu"``); return ``(model, meta)``.
+
+    The model is rebuilt and filled on the host, then moved, so a checkpoint
+    written on either device loads onto either.
 
     Raises
     ------
@@ -344,7 +374,7 @@ def load_checkpoint(path, dtype=np.float32):
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"load_checkpoint: cannot rebuild model {header['model']!r} from {path}: {err}") from None
     _load_state(model, state, path)
-    return model, header.get("meta", {})
+    return model.to(device), header.get("meta", {})
 
 
 def restore_checkpoint(model: SegmentationModel, path) -> dict:

@@ -319,3 +319,58 @@ def test_get_array_module_mix_message_without_gpu():
     FakeCupy.__module__ = "cupy._core.core"
     with pytest.raises(TypeError, match="got a mix"):
         backend.get_array_module(np.zeros(3), FakeCupy())
+
+
+# --------------------------------------------------------------------------- both paths, each forced
+
+PATH_CASES = [  # (N, C, C_out, H, W, k, groups, padding, dilation): stride 1, where both paths apply
+    (2, 3, 4, 7, 9, 3, 1, 1, 1),
+    (1, 4, 12, 6, 5, 3, 2, 0, 1),   # K < C_out: the plain path by default
+    (3, 2, 2, 8, 8, (2, 3), 1, (1, 0), (2, 1)),
+    (2, 6, 6, 5, 7, 3, 6, 2, 2),    # depthwise
+    (1, 1, 1, 1, 1, 1, 1, 0, 1),
+]
+
+
+@pytest.mark.parametrize("force", ["plain", "wide"])
+@pytest.mark.parametrize("case", PATH_CASES)
+def test_each_path_forced_matches_the_loops(monkeypatch, force, case):
+    """The plain path (im2col + one product) and the wide-rows path, each forced, equal the definition."""
+    import minseg.ops.conv as module
+
+    monkeypatch.setattr(module, "_use_wide_rows", lambda stride, K, C_out: force == "wide")
+    N, C, C_out, H, W, k, g, p, d = case
+    rng = np.random.default_rng(len(force) + N * 7 + H)
+    x, w, b = _inputs(rng, N, C, C_out, H, W, k, g, True)
+    y, cache = conv2d(x, w, b, padding=p, dilation=d, groups=g)
+    np.testing.assert_allclose(y, conv2d_loops(x, w, b, 1, p, d, g), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    for got, want in zip(conv2d_backward(dy, cache), conv2d_backward_loops(dy, x, w, True, 1, p, d, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", PATH_CASES)
+def test_the_two_paths_agree_and_match_torch(monkeypatch, case):
+    torch = pytest.importorskip("torch")
+    import minseg.ops.conv as module
+
+    N, C, C_out, H, W, k, g, p, d = case
+    x, w, b = _inputs(np.random.default_rng(11), N, C, C_out, H, W, k, g, True)
+    hyper = dict(padding=p, dilation=d, groups=g)
+    results = {}
+    for force in ("plain", "wide"):
+        monkeypatch.setattr(module, "_use_wide_rows", lambda stride, K, C_out, force=force: force == "wide")
+        _assert_matches_torch(torch, x, w, b, hyper)
+        y, cache = conv2d(x, w, b, **hyper)
+        results[force] = (y, *conv2d_backward(np.ones_like(y), cache))
+    for a, c in zip(results["plain"], results["wide"]):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+
+
+def test_the_path_is_chosen_by_one_rule():
+    """Wide rows at stride 1 when the columns are at least as tall as the output (K >= C_out); else plain."""
+    from minseg.ops.conv import _conv2d_plain, _conv2d_wide, _paths
+
+    assert _paths((1, 1), 27, 16)[0] is _conv2d_wide
+    assert _paths((1, 1), 9, 16)[0] is _conv2d_plain
+    assert _paths((2, 2), 27, 16)[0] is _conv2d_plain

@@ -196,13 +196,13 @@ def test_float32_matches_torch_and_keeps_dtype(torch):
 
 def test_large_batch_is_chunked_consistently(monkeypatch):
     """A batch split into several chunks gives the same result as sample by sample."""
-    import minseg.ops.conv_transpose as module
+    import minseg.shapes as shapes
 
-    monkeypatch.setattr(module, "_CHUNK_BYTES", 150_000)  # a few samples per chunk here
+    monkeypatch.setattr(shapes, "CHUNK_BYTES", 150_000)  # a few samples per chunk here
     rng = np.random.default_rng(9)
     x, w, b = _inputs(rng, 7, 8, 8, 12, 11, 4, 2, True)
     hyper = dict(stride=2, padding=1, groups=2)
-    assert 1 < module._chunk(7, 4 * 8 * 13 * 12 * 8) < 7
+    assert 1 < shapes.chunk_size(7, 4 * 8 * 13 * 12 * 8) < 7
     y, cache = conv_transpose2d(x, w, b, **hyper)
     dy = rng.standard_normal(y.shape)
     dx, dw, db = conv_transpose2d_backward(dy, cache)
@@ -295,3 +295,41 @@ def test_backward_rejects_wrong_dy_shape():
     with pytest.raises(ValueError, match=r"conv_transpose2d_backward: expected dy of shape \(2, 6, 11, 11\), "
                                          r"got shape \(2, 6, 11, 10\)"):
         conv_transpose2d_backward(np.zeros((2, 6, 11, 10)), cache)
+
+
+# --------------------------------------------------------------------------- the plain path, forced
+
+@pytest.mark.parametrize("case", LOOP_CASES)
+def test_plain_path_forced_matches_the_loops_and_the_phase_path(monkeypatch, case):
+    """``col2im(w_mat.T @ x_mat)``, multiplication by C.T read literally, equals the loops and the phase path."""
+    import minseg.ops.conv_transpose as module
+
+    N, Ci, Co, H, W, k, s, p, o, d, g, bias = case
+    x, w, b = _inputs(np.random.default_rng(2), N, Ci, Co, H, W, k, g, bias)
+    hyper = dict(stride=s, padding=p, output_padding=o, dilation=d, groups=g)
+    y_fast, _ = conv_transpose2d(x, w, b, **hyper)
+    monkeypatch.setattr(module, "_use_plain_path", lambda: True)
+    y_plain, _ = conv_transpose2d(x, w, b, **hyper)
+    np.testing.assert_allclose(y_plain, conv_transpose2d_loops(x, w, b, **hyper), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y_plain, y_fast, rtol=1e-12, atol=1e-12)
+
+
+def test_plain_path_forced_matches_torch_on_the_grid(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import minseg.ops.conv_transpose as module
+
+    monkeypatch.setattr(module, "_use_plain_path", lambda: True)
+    checked = 0
+    for case, (s, p, d) in enumerate(GRID):
+        k = KERNELS[case % len(KERNELS)]
+        o = (max(s, d) - 1) if case % 2 else 0
+        g = [1, 2][case % 2]
+        x, w, b = _inputs(np.random.default_rng(case), 2, 2, 4, 4, 3, k, g, True)
+        if min(conv_transpose_output_size(4, pair(k)[0], s, p, o, d), conv_transpose_output_size(3, pair(k)[1], s, p, o, d)) < 1:
+            continue
+        hyper = dict(stride=s, padding=p, output_padding=o, dilation=d, groups=g)
+        y, _ = conv_transpose2d(x, w, b, **hyper)
+        ty = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **hyper)
+        np.testing.assert_allclose(y, ty.numpy(), rtol=1e-12, atol=1e-12)
+        checked += 1
+    assert checked >= 12

@@ -456,3 +456,38 @@ def test_backward_rejects_wrong_dy_shape(forward, backward, x, hyper, bad_dy):
     _, cache = forward(x, **hyper)
     with pytest.raises(ValueError, match=r"_backward: expected dy of shape"):
         backward(bad_dy, cache)
+
+
+# --------------------------------------------------------------------------- both max_pool2d paths, each forced
+
+POOL_PATH_CASES = [  # (H, W, kernel, stride, padding, dilation, ceil_mode)
+    (6, 8, 2, 2, 0, 1, False),
+    (7, 5, 3, 2, 1, 1, True),
+    (9, 9, 3, 1, 1, 2, False),
+    (5, 7, (2, 3), (1, 2), (1, 1), (2, 1), True),
+    (1, 1, 1, 1, 0, 1, False),
+]
+
+
+@pytest.mark.parametrize("fill", ["ties", "nan", "-inf"])
+@pytest.mark.parametrize("case", POOL_PATH_CASES)
+def test_max_pool2d_plain_and_separable_paths_agree_with_the_loops(monkeypatch, case, fill):
+    """Every window built and argmax'ed (the plain path) gives the separable running max's maxima and switches."""
+    import minseg.ops.pooling as module
+
+    H, W, k, s, p, d, ceil = case
+    rng = np.random.default_rng(H * 31 + W)
+    x = np.round(rng.standard_normal((2, 3, H, W)) * 1.5)  # integers: many tied maxima
+    if fill == "nan":
+        x[0, 1].flat[rng.integers(0, H * W, size=3)] = np.nan
+    elif fill == "-inf":
+        x[1, 0] = -np.inf
+    y_ref, idx_ref = max_pool2d_loops(x, k, s, p, d, ceil)
+    results = {}
+    for force in (True, False):
+        monkeypatch.setattr(module, "_use_plain_path", lambda kernel, stride, force=force: force)
+        y, cache = max_pool2d(x, k, s, p, d, ceil_mode=ceil)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(cache.indices, idx_ref)
+        results[force] = (y, cache.indices)
+    np.testing.assert_array_equal(results[True][1], results[False][1])

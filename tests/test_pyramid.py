@@ -140,9 +140,39 @@ def test_ties_and_nan_match_torch(torch):
         for hw, size in LOOP_CASES:
             x = _inputs(rng, (2, 3, *hw), kind)
             y, cache = adaptive_max_pool2d(x, size)
-            ty, ti = F.adaptive_max_pool2d(torch.tensor(x), size, return_indices=True)
-            np.testing.assert_array_equal(y, ty.numpy())
+            tx = torch.tensor(x, requires_grad=True)
+            ty, ti = F.adaptive_max_pool2d(tx, size, return_indices=True)
+            np.testing.assert_array_equal(y, ty.detach().numpy())
             np.testing.assert_array_equal(cache.indices, ti.numpy())
+            dy = rng.standard_normal(y.shape)            # the gradient goes to the NaN that won, too
+            ty.backward(torch.tensor(dy))
+            np.testing.assert_allclose(adaptive_max_pool2d_backward(dy, cache), tx.grad.numpy(), **EXACT)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf + (-inf) in a bin is NaN
+def test_adaptive_avg_pool2d_keeps_inf_and_nan_in_their_own_bins(torch):
+    """An inf or NaN reaches only the bins that hold it, forward and backward (never 0 * inf = NaN elsewhere)."""
+    F = torch.nn.functional
+    rng = np.random.default_rng(15)
+    for hw, size in LOOP_CASES:
+        x = _inputs(rng, (2, 2, *hw), "special")
+        x[np.isneginf(x) & (rng.random(x.shape) < 0.5)] = np.inf
+        y, cache = adaptive_avg_pool2d(x, size)
+        tx = torch.tensor(x, requires_grad=True)
+        ty = F.adaptive_avg_pool2d(tx, size)
+        np.testing.assert_allclose(y, ty.detach().numpy(), **EXACT)          # NaN and inf where torch has them
+        np.testing.assert_allclose(y, adaptive_avg_pool2d_loops(x, size), **EXACT)
+        dy = rng.standard_normal(y.shape)
+        dy[rng.random(dy.shape) < 0.2] = np.inf
+        dy[rng.random(dy.shape) < 0.1] = np.nan
+        ty.backward(torch.tensor(dy))
+        dx = adaptive_avg_pool2d_backward(dy, cache)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), **EXACT)
+        np.testing.assert_allclose(dx, adaptive_avg_pool2d_backward_loops(dy, x.shape), **EXACT)
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 0, 0], x[0, 0, 3, 3] = np.inf, np.nan
+    y, _ = adaptive_avg_pool2d(x, 2)
+    np.testing.assert_array_equal(y[0, 0], [[np.inf, 0.0], [0.0, np.nan]])
 
 
 # --------------------------------------------------------------------------- exact to PyTorch on a grid

@@ -70,7 +70,7 @@ from .op import OPS, OpReport, OpSpec, check_op, describe_ops
 
 __all__ = ["compare", "CompareReport", "default_tolerances", "check_op", "OpReport", "OpSpec", "OPS", "describe_ops",
            "save_npz", "load_npz", "check_file", "CheckCase", "CheckFileError", "FORMAT_VERSION",
-           "torch_table", "format_torch_table", "torch_reference", "run_command"]
+           "torch_table", "format_torch_table", "torch_reference", "check_torch_model", "run_command"]
 
 
 def torch_table(seed: int = 0):
@@ -78,6 +78,13 @@ def torch_table(seed: int = 0):
     from .pytorch import torch_table as run  # noqa: PLC0415  (torch on use only)
 
     return run(seed)
+
+
+def check_torch_model(module, x, **kwargs):
+    """A PyTorch model layer by layer against minseg; see ``minseg.check.model.check_torch_model``."""
+    from .model import check_torch_model as run  # noqa: PLC0415
+
+    return run(module, x, **kwargs)
 
 
 def format_torch_table(result) -> str:

@@ -96,7 +96,9 @@ class CompareReport:
         both sides, its index and the (actual, expected) values there
     max_rel, max_rel_index, max_rel_values : the same for ``|actual - expected| / |expected|``
         (inf where expected is 0 and actual is not)
-    scaled_error : ``max_abs / max |expected|``, one number for "how exact" that tiny values do not inflate
+    scaled_error : ``max_abs / max(max |expected|, atol)``, one number for "how exact" that tiny elements
+        do not inflate (atol keeps an array of pure round-off, such as a bias gradient before a batch norm,
+        from dividing by ~0)
     worst_index, worst_values : the mismatching element furthest outside the tolerance
     where : where the mismatches lie (``describe_wrong`` plus a strided pattern), "" when none
     mismatch_mask : bool array of the mismatches (None on a shape problem)
@@ -290,7 +292,7 @@ def compare(actual, expected, *, rtol=None, atol=None, name: str = "output", equ
         j = np.unravel_index(int(np.argmax(rel)), rel.shape)
         report.max_rel = float(rel[j])
         report.max_rel_index, report.max_rel_values = j, (float(a64[j]), float(e64[j]))
-        scale = float(np.max(np.abs(np.where(finite, e64, 0.0))))
+        scale = max(float(np.max(np.abs(np.where(finite, e64, 0.0)))), atol)   # atol: for arrays of round-off
         report.scaled_error = report.max_abs / scale if scale > 0 else report.max_abs
     if report.n_mismatch:
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -26,6 +26,8 @@ import numbers
 
 import numpy as np
 
+from ..backend import pad_to
+
 __all__ = [
     "bilinear_matrix",
     "nearest_index",
@@ -287,11 +289,9 @@ def _pad_to(image, labels, instances, size, ignore_index):
     pad_h, pad_w = max(0, h - H), max(0, w - W)
     if pad_h == 0 and pad_w == 0:
         return image, labels, instances
-    image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)))
-    labels = np.pad(labels, ((0, pad_h), (0, pad_w)), constant_values=ignore_index)
-    if instances is not None:
-        instances = np.pad(instances, ((0, pad_h), (0, pad_w)))
-    return image, labels, instances
+    H, W = H + pad_h, W + pad_w
+    image, labels = pad_to(image, H, W), pad_to(labels, H, W, value=ignore_index)
+    return image, labels, None if instances is None else pad_to(instances, H, W)
 
 
 class RandomFlip:

@@ -50,6 +50,8 @@ from . import losses  # noqa: F401,E402  (registers the exercises, in the lesson
 from . import conv  # noqa: F401,E402
 from . import interpolate  # noqa: F401,E402
 from . import transposed  # noqa: F401,E402
+from . import fcn  # noqa: F401,E402
+from . import pyramid  # noqa: F401,E402
 from . import unet  # noqa: F401,E402
 from . import metrics  # noqa: F401,E402
 

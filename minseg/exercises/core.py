@@ -382,7 +382,9 @@ def _wrong_mask(mine, ref):
     with np.errstate(invalid="ignore"):
         err = np.abs(a - b)
         bad = ~(err <= ATOL + RTOL * np.abs(b))  # NaN counts as wrong
-    bad &= ~((a == b) | (np.isnan(a) & np.isnan(b)))  # equal infinities and NaN where NaN is expected are right
+    agree = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities and NaN where NaN is expected are right
+    bad &= ~agree
+    err = np.where(agree, 0.0, err)  # so -inf vs -inf reports an error of 0, not inf - inf = NaN
     return bad, err
 
 

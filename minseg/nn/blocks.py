@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
+from ..backend import pad_to as backend_pad_to
 from .batchnorm import BatchNorm2d
 from .layers import Conv2d, ReLU, Sequential
 from .module import make_rng
@@ -93,16 +94,10 @@ def crop_backward(dy, x_shape, top: int, left: int):
 
 
 def pad_to(x, H: int, W: int):
-    """Zero-pad x at the bottom and right to (H, W) (no-op when already that size)."""
-    N, C, h, w = x.shape
-    if (h, w) == (H, W):
-        return x
-    if h > H or w > W:
+    """Zero-pad x (N, C, h, w) at the bottom and right to (N, C, H, W) (x itself when already that size)."""
+    if x.shape[2] > H or x.shape[3] > W:
         raise ValueError(f"pad_to: expected x no larger than ({H}, {W}), got shape {tuple(x.shape)}")
-    xp = get_array_module(x)
-    out = xp.zeros((N, C, H, W), dtype=x.dtype)
-    out[:, :, :h, :w] = x
-    return out
+    return backend_pad_to(x, H, W)
 
 
 def pad_to_backward(dy, h: int, w: int):

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import get_array_module, to_device, to_numpy
+from ..backend import get_array_module, is_cupy_array, to_device, to_numpy
 
 __all__ = ["Parameter", "Module", "LoadResult", "make_rng", "kaiming_normal", "as_dtype"]
 
@@ -322,6 +322,12 @@ class Module:
         """The dtype of the first parameter (None for a parameter-free module)."""
         ps = self.parameters()
         return ps[0].dtype if ps else None
+
+    @property
+    def device(self) -> str:
+        """``"gpu"`` when the parameters are CuPy arrays, else ``"cpu"`` (also for a parameter-free module)."""
+        ps = self.parameters()
+        return "gpu" if ps and is_cupy_array(ps[0].data) else "cpu"
 
     # ------------------------------------------------------------------ printing
 

@@ -26,16 +26,26 @@ The backward pass is two more products and the adjoint of im2col:
 ``col2im`` is the transpose of ``im2col`` (as matrices), so ``dx`` is
 ``C.T @ dy`` for the convolution matrix ``C`` (see ``conv_matrix``).
 
-im2col is done with one strided slice per kernel tap ``(kh, kw)``, never with
-index arrays, and the batch is processed in chunks so the column buffer stays
-a few megabytes: it is the only large temporary, and it is recomputed in the
-backward pass rather than kept in the cache.
+Two paths, one rule
+-------------------
+``conv2d`` and ``conv2d_backward`` validate, then run one of two private
+pairs, picked in one line by ``_paths``:
 
-At stride 1 (most convolutions) ``conv2d`` unrolls "wide rows" instead (see
-``_wide_im2col`` and ``_use_wide_rows``): the input is zero-padded once and the output is computed
-on rows as wide as the padded input, which turns every copy of im2col and
-every addition of col2im into one long contiguous run of memory (about twice
-as fast as the strided slices); the few extra outputs per row are dropped.
+- the **plain path**, ``_conv2d_plain`` / ``_conv2d_backward_plain``: exactly
+  the formulas above, a few lines each. ``im2col`` is one strided slice per
+  kernel tap ``(kh, kw)``, never index arrays.
+- the **wide-rows path**, ``_conv2d_wide`` / ``_conv2d_backward_wide``, at
+  stride 1 when ``C*KH*KW >= C_out`` (``_use_wide_rows``; most 3x3
+  convolutions): the input is zero-padded once and the output computed on
+  rows as wide as the padded input, which turns every copy of im2col and every
+  addition of col2im into one long contiguous run of memory (about twice as
+  fast as the strided slices); the few extra outputs per row are dropped.
+
+Both run over the batch in chunks (``shapes.chunk_size``) so the column
+buffer stays a few megabytes and is reused: it is the only large temporary,
+and it is recomputed in the backward pass rather than kept in the cache. The
+tests force each path and compare it with the loops in ``minseg.reference``
+and with PyTorch.
 
 References
 ----------
@@ -56,17 +66,13 @@ from ..shapes import (
     check_nonnegative,
     check_positive,
     check_shape,
+    chunk_size,
     conv_output_size,
     pair,
     steps,
 )
 
 __all__ = ["conv2d", "conv2d_backward", "Conv2dCache", "im2col", "col2im"]
-
-# Target size of one chunk of the column matrix. Large enough for efficient
-# matrix products, small enough that the buffer is reused from the heap
-# instead of being page-faulted in on every call.
-_CHUNK_BYTES = 8 * 2**20
 
 
 class Conv2dCache(NamedTuple):
@@ -295,11 +301,6 @@ def _check_conv_args(op, x, w, b, stride, padding, dilation, groups):
     return s, p, d, out_hw
 
 
-def _chunk(n_total: int, bytes_per_sample: int) -> int:
-    """How many samples to process at once so a column chunk is about ``_CHUNK_BYTES``."""
-    return max(1, min(n_total, _CHUNK_BYTES // max(1, bytes_per_sample)))
-
-
 def _use_wide_rows(stride, K, C_out) -> bool:
     """Whether to unroll wide rows (``_wide_im2col``): at stride 1, when the columns are at least as tall as the output.
 
@@ -311,12 +312,89 @@ def _use_wide_rows(stride, K, C_out) -> bool:
     return stride == (1, 1) and K >= C_out
 
 
-def _unroll(x_src, kernel_size, stride, padding, dilation, wide, row, H_out, out):
-    """The column matrix of a chunk: wide rows (``x_src`` from ``_wide_rows``), or ``im2col(x)``."""
-    if wide:
-        return _wide_im2col(x_src, kernel_size, dilation, row, H_out, out)
-    return im2col(x_src, kernel_size, stride, padding, dilation, out=out)
+def _chunks(N: int, bytes_per_sample: int):
+    """``(n0, n1)`` sample ranges whose column matrices are each about ``CHUNK_BYTES`` (see ``shapes.chunk_size``)."""
+    nc = chunk_size(N, bytes_per_sample)
+    return [(n0, min(N, n0 + nc)) for n0 in range(0, N, nc)], nc
 
+
+# --------------------------------------------------------------------------- the plain path
+
+def _conv2d_plain(x, w, stride, padding, dilation, groups, buf=None):
+    """im2col, then one matrix product per group: ``y = w_mat @ cols``. x: (n, C, H, W) -> (n, C_out, H_out, W_out)."""
+    xp = get_array_module(x, w)
+    n, (C_out, C_g, KH, KW) = x.shape[0], w.shape
+    K = C_g * KH * KW
+    cols = im2col(x, (KH, KW), stride, padding, dilation, out=buf)            # (C*KH*KW, n*H_out*W_out)
+    H_out, W_out = (conv_output_size(x.shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a]) for a in (0, 1))
+    y = xp.matmul(w.reshape(groups, C_out // groups, K), cols.reshape(groups, K, -1))  # (G, C_out/G, n*H_out*W_out)
+    return y.reshape(C_out, n, H_out, W_out).transpose(1, 0, 2, 3)             # (n, C_out, H_out, W_out)
+
+
+def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None):
+    """The plain backward: ``dw = dy_mat @ cols.T``, ``dx = col2im(w_mat.T @ dy_mat)``.
+
+    dy: (n, C_out, H_out, W_out), x: (n, C, H, W) -> ``dx`` (n, C, H, W) and ``dw`` transposed, (G, K, C_out/G).
+    """
+    xp = get_array_module(dy, x)
+    n, (C_out, C_g, KH, KW) = x.shape[0], w.shape
+    G, K = groups, C_g * KH * KW
+    cols = im2col(x, (KH, KW), stride, padding, dilation, out=buf).reshape(G, K, -1)  # (G, K, n*H_out*W_out)
+    dy_mat = dy.transpose(1, 0, 2, 3).reshape(G, C_out // G, -1)               # (G, C_out/G, n*H_out*W_out)
+    # dw = dy_mat @ cols.T, computed as its transpose cols @ dy_mat.T: with the long n*L axis as the
+    # reduction of a tall matrix, BLAS runs this several times faster when C_out is small
+    dw_t = xp.matmul(cols, dy_mat.transpose(0, 2, 1))                          # (G, K, C_out/G)
+    w_mat_T = w.reshape(G, C_out // G, K).transpose(0, 2, 1)                   # (G, K, C_out/G)
+    dcols = xp.matmul(w_mat_T, dy_mat, out=cols).reshape(G * K, -1)            # (C*KH*KW, n*L), reusing cols
+    dx = col2im(dcols, x.shape, (KH, KW), stride, padding, dilation)           # (n, C, H, W)
+    return dx, dw_t
+
+
+# --------------------------------------------------------------------------- the wide-rows path (stride 1)
+
+def _conv2d_wide(x, w, stride, padding, dilation, groups, buf=None):
+    """The plain path on wide rows (stride 1): one contiguous copy per tap, the extra outputs dropped."""
+    xp = get_array_module(x, w)
+    (n, C, H, W), (C_out, C_g, KH, KW) = x.shape, w.shape
+    H_out, W_out = (conv_output_size(H, KH, 1, padding[0], dilation[0]), conv_output_size(W, KW, 1, padding[1], dilation[1]))
+    R = W + 2 * padding[1]                                                     # width of a wide output row
+    K = C_g * KH * KW
+    cols = _wide_im2col(_wide_rows(x, padding), (KH, KW), dilation, R, H_out, buf)  # (C*KH*KW, n*H_out*R)
+    y = xp.matmul(w.reshape(groups, C_out // groups, K), cols.reshape(groups, K, -1))  # (G, C_out/G, n*H_out*R)
+    y = y.reshape(C_out, n, H_out, R)[..., :W_out]                             # (C_out, n, H_out, W_out), extra outputs dropped
+    return y.transpose(1, 0, 2, 3)                                             # (n, C_out, H_out, W_out)
+
+
+def _conv2d_backward_wide(dy, x, w, stride, padding, dilation, groups, buf=None):
+    """The plain backward on wide rows: dy widened with zeros, ``_wide_col2im``, the padding cropped off."""
+    xp = get_array_module(dy, x)
+    (n, C, H, W), (C_out, C_g, KH, KW) = x.shape, w.shape
+    G, Co_g, K = groups, C_out // groups, C_g * KH * KW
+    H_out, W_out = dy.shape[2:]
+    R = W + 2 * padding[1]
+    L = H_out * R
+    x_rows = _wide_rows(x, padding)                                            # (n, C, (Hp+1)*Wp)
+    dy_w = xp.empty((C_out, n, H_out, R), dtype=dy.dtype)
+    dy_w[..., :W_out] = dy.transpose(1, 0, 2, 3)
+    dy_w[..., W_out:] = 0                                                      # the extra outputs get no gradient
+    dy_w = dy_w.reshape(G, Co_g, n * L)                                        # (G, C_out/G, n*L)
+    cols = _wide_im2col(x_rows, (KH, KW), dilation, R, H_out, buf).reshape(G, K, n * L)
+    dw_t = xp.matmul(cols, dy_w.transpose(0, 2, 1))                            # (G, K, C_out/G), as the plain path
+    dcols = xp.matmul(w.reshape(G, Co_g, K).transpose(0, 2, 1), dy_w, out=cols).reshape(C * KH * KW, n * L)
+    dx_rows = _wide_col2im(dcols, (KH, KW), dilation, R, H_out, out=xp.zeros_like(x_rows))
+    ph, pw = padding
+    dx = dx_rows.reshape(n, C, -1, R)[:, :, ph:ph + H, pw:pw + W]               # (n, C, H, W), padding cropped
+    return dx, dw_t
+
+
+def _paths(stride, K, C_out):
+    """The one line that picks the computation: wide rows at stride 1 when they pay, else the plain path."""
+    if _use_wide_rows(stride, K, C_out):
+        return _conv2d_wide, _conv2d_backward_wide
+    return _conv2d_plain, _conv2d_backward_plain
+
+
+# --------------------------------------------------------------------------- conv2d
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation), PyTorch's ``torch.nn.functional.conv2d``.
@@ -362,23 +440,14 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     s, p, d, (H_out, W_out) = _check_conv_args(op, x, w, b, stride, padding, dilation, groups)
     xp = get_array_module(x, w, b)
     N, C, H, W = x.shape
-    C_out, C_g, KH, KW = w.shape
-    G, Co_g, K = groups, C_out // groups, C_g * KH * KW
-    wide = _use_wide_rows(s, C * KH * KW, C_out)
-    R = W + 2 * p[1] if wide else W_out  # width of an output row in the columns
-    L = H_out * R
-    x_src = _wide_rows(x, p) if wide else x
-    w_g = w.reshape(G, Co_g, K)  # (G, C_out/G, C_g*KH*KW)
+    C_out, _, KH, KW = w.shape
+    forward, _ = _paths(s, C * KH * KW, C_out)
+    L = H_out * (W + 2 * p[1] if forward is _conv2d_wide else W_out)  # columns per sample
     y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
-    nc = _chunk(N, C * KH * KW * L * x.itemsize)
-    buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
-    for n0 in range(0, N, nc):
-        n1 = min(N, n0 + nc)
-        n = n1 - n0
-        cols = _unroll(x_src[n0:n1], (KH, KW), s, p, d, wide, R, H_out, out=buf[:, :n * L])  # (C*KH*KW, n*L)
-        y_c = xp.matmul(w_g, cols.reshape(G, K, n * L))  # (G, C_out/G, n*L)
-        y_c = y_c.reshape(C_out, n, H_out, R)[..., :W_out]  # (C_out, n, H_out, W_out), extra outputs dropped
-        y[n0:n1] = y_c.transpose(1, 0, 2, 3)  # (n, C_out, H_out, W_out)
+    chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
+    buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)  # the column buffer, reused by every chunk
+    for n0, n1 in chunks:
+        y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:, :(n1 - n0) * L])
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y, Conv2dCache(x, w, b is not None, s, p, d, groups)
@@ -418,37 +487,15 @@ def conv2d_backward(dy, cache: Conv2dCache):
     H_out, W_out = (conv_output_size(H, KH, s[0], p[0], d[0]), conv_output_size(W, KW, s[1], p[1], d[1]))
     check_shape(dy, (N, C_out, H_out, W_out), "dy", op)
     xp = get_array_module(dy, x)
-    Co_g, K = C_out // G, C_g * KH * KW
-    wide = _use_wide_rows(s, C * KH * KW, C_out)  # as the forward pass did
-    R = W + 2 * p[1] if wide else W_out  # width of an output row in the columns
-    L = H_out * R
-    x_src = _wide_rows(x, p) if wide else x
-    w_g = w.reshape(G, Co_g, K)  # (G, C_out/G, C_g*KH*KW)
-    w_gT = w_g.transpose(0, 2, 1)  # (G, C_g*KH*KW, C_out/G)
-    dw_t = xp.zeros((G, K, Co_g), dtype=x.dtype)  # dw transposed, see below
-    dx_acc = xp.zeros_like(x_src) if wide else xp.empty_like(x)  # wide: (N, C, (Hp+1)*Wp), summed into
-    nc = _chunk(N, C * KH * KW * L * x.itemsize)
+    _, backward = _paths(s, C * KH * KW, C_out)  # as the forward pass chose
+    L = H_out * (W + 2 * p[1] if backward is _conv2d_backward_wide else W_out)
+    dx = xp.empty_like(x)
+    dw_t = xp.zeros((G, C_g * KH * KW, C_out // G), dtype=x.dtype)  # dw transposed, summed over the chunks
+    chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
     buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
-    for n0 in range(0, N, nc):
-        n1 = min(N, n0 + nc)
-        n = n1 - n0
-        dy_c = xp.empty((C_out, n, H_out, R), dtype=x.dtype)
-        dy_c[..., :W_out] = dy[n0:n1].transpose(1, 0, 2, 3)
-        dy_c[..., W_out:] = 0  # the extra outputs of wide rows get no gradient
-        dy_c = dy_c.reshape(G, Co_g, n * L)  # (G, C_out/G, n*L)
-        cols = _unroll(x_src[n0:n1], (KH, KW), s, p, d, wide, R, H_out, out=buf[:, :n * L]).reshape(G, K, n * L)
-        # dw = dy_c @ cols.T, computed as its transpose cols @ dy_c.T: with the long n*L axis as the
-        # reduction of a tall matrix, BLAS runs this several times faster when C_out is small
-        dw_t += xp.matmul(cols, dy_c.transpose(0, 2, 1))  # (G, K, C_out/G)
-        dcols = xp.matmul(w_gT, dy_c, out=cols).reshape(C * KH * KW, n * L)  # reusing the column buffer
-        if wide:
-            _wide_col2im(dcols, (KH, KW), d, R, H_out, out=dx_acc[n0:n1])
-        else:
-            col2im(dcols, (n, C, H, W), (KH, KW), s, p, d, out=dx_acc[n0:n1])
-    if wide:  # crop the padding off: (N, C, Hp+1, Wp) -> (N, C, H, W)
-        dx = xp.ascontiguousarray(dx_acc.reshape(N, C, -1, R)[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
-    else:
-        dx = dx_acc
+    for n0, n1 in chunks:
+        dx[n0:n1], dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:, :(n1 - n0) * L])
+        dw_t += dw_c
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     dw = xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w.shape)  # (C_out, C_g, KH, KW)
     return dx, dw, db

@@ -23,8 +23,17 @@ A strided convolution maps ``s`` different input sizes to the same output size;
 ``output_padding`` (which must be smaller than the stride or the dilation)
 picks which one the transposed convolution restores.
 
-How it is computed: output phases and shifted matrix products
---------------------------------------------------------------
+The plain path: multiply by C.T
+-------------------------------
+Read literally, ``C.T @ vec(x)`` is ``col2im`` of ``w_mat.T @ x_mat``: every
+input pixel's column ``w_mat.T x[:, h, v]`` holds its kernel stamp, and
+``col2im`` (the transpose of ``im2col``) adds the stamps onto the output.
+That is ``_conv_transpose2d_plain``, a few lines; it builds a column matrix
+``C_out*KH*KW`` rows tall and runs only when the tests force it
+(``_use_plain_path``), to check the fast path against it.
+
+The fast path: output phases and shifted matrix products
+--------------------------------------------------------
 Write a tap's offset as ``kh*d = q*s + phase`` (quotient and remainder by the
 stride). The tap writes input row ``h`` to output row ``s*(h + q) + phase``:
 every output row of one *phase* (row mod ``s``) receives whole input rows,
@@ -69,27 +78,22 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..backend import get_array_module
+from ..backend import get_array_module, pad_to
 from ..shapes import (
     check_bias,
     check_conv_operands,
     check_nonnegative,
     check_positive,
     check_shape,
+    chunk_size,
     conv_output_size,
     conv_transpose_output_size,
     pair,
     steps,
 )
-from .conv import im2col
+from .conv import col2im, im2col
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache"]
-
-# Target size of one chunk of the phase images (forward) or of the column
-# matrix (backward), over the batch: big enough for efficient matrix products,
-# small enough to stay in the cache between the product that writes it and
-# the pass that reads it.
-_CHUNK_BYTES = 4 * 2**20
 
 
 class ConvTranspose2dCache(NamedTuple):
@@ -185,28 +189,6 @@ def _axis_plan(n_in, n_out, kernel, stride, padding, dilation) -> _AxisPlan:
     return _AxisPlan(Q, shifts, rows, covered)
 
 
-def _chunk(n_total: int, bytes_per_sample: int) -> int:
-    """Samples per chunk: about ``_CHUNK_BYTES`` per chunk, the chunks as equal as possible."""
-    most = max(1, min(n_total, _CHUNK_BYTES // max(1, bytes_per_sample)))
-    n_chunks = -(-n_total // most)
-    return -(-n_total // n_chunks)
-
-
-def _pad_to(xp, a, H_c, W_c):
-    """``a`` (..., H, W) with zero rows / columns appended to (..., H_c, W_c); ``a`` itself when no padding is needed.
-
-    The convolution of ``dy`` has more outputs than ``x`` has pixels only when
-    ``output_padding >= stride`` (allowed below the dilation); those extra
-    outputs pair with zeros.
-    """
-    H, W = a.shape[-2:]
-    if (H, W) == (H_c, W_c):
-        return a
-    out = xp.zeros(a.shape[:-2] + (H_c, W_c), dtype=a.dtype)
-    out[..., :H, :W] = a
-    return out
-
-
 def _grid(xp, x, G, Qh, Qw):
     """``x`` (n, C, H, W) on the zero-bordered grid, flattened per group: (G, C/G, n*(H+Qh)*(W+Qw) + tail).
 
@@ -233,6 +215,71 @@ def _shift_weights(w_g, kh, kw):
     blk = w_g[:, :, :, kh, kw]                                     # (G, C_in/G, C_out/G, nh, nw)
     nh, nw = blk.shape[3:]
     return blk.transpose(0, 3, 4, 2, 1).reshape(G, nh * nw * Co_g, Ci_g), (nh, nw)
+
+
+# --------------------------------------------------------------------------- the two forward paths
+
+def _use_plain_path() -> bool:
+    """Whether to multiply by the transposed convolution matrix literally (``_conv_transpose2d_plain``).
+
+    Only when the tests force it: both paths are exact, but they add the taps
+    in a different order (different round-off), and the phase path reads ``x``
+    in place instead of building a (C_out*KH*KW, N*H*W) column matrix.
+    """
+    return False
+
+
+def _conv_transpose2d_plain(x, w, stride, padding, dilation, groups, out_hw):
+    """The plain path: ``cols = w_mat.T @ x_mat``, then ``col2im``: multiplication by ``C.T``, per group.
+
+    ``col2im`` is the transpose of the ``im2col`` of a convolution on (H_out, W_out) inputs,
+    so this is ``vec(y) = C.T vec(x)`` read literally. x: (N, C_in, H, W) -> y (N, C_out, H_out, W_out).
+    """
+    xp = get_array_module(x, w)
+    N, C_in, H, W = x.shape
+    _, Co_g, KH, KW = w.shape
+    G, (H_out, W_out) = groups, out_hw
+    C_out = Co_g * G
+    # the convolution on (H_out, W_out) has (H_c, W_c) outputs: (H, W), or more when output_padding >= stride
+    H_c, W_c = (conv_output_size(n, k, s_, p_, d_) for n, k, s_, p_, d_ in
+                zip((H_out, W_out), (KH, KW), stride, padding, dilation))
+    x_mat = pad_to(x, H_c, W_c).transpose(1, 0, 2, 3).reshape(G, C_in // G, N * H_c * W_c)  # (G, C_in/G, N*H_c*W_c)
+    w_mat_T = w.reshape(G, C_in // G, Co_g * KH * KW).transpose(0, 2, 1)                    # (G, C_out/G*KH*KW, C_in/G)
+    cols = xp.matmul(w_mat_T, x_mat).reshape(C_out * KH * KW, N * H_c * W_c)                # rows ordered (o, kh, kw)
+    return col2im(cols, (N, C_out, H_out, W_out), (KH, KW), stride, padding, dilation)      # (N, C_out, H_out, W_out)
+
+
+def _conv_transpose2d_phases(x, w, s, p, d, groups, out_hw):
+    """The fast path: one matrix product per shift, the phase images interleaved (see the module docstring)."""
+    xp = get_array_module(x, w)
+    N, C_in, H, W = x.shape
+    _, Co_g, KH, KW = w.shape
+    G, C_out, (H_out, W_out) = groups, Co_g * groups, out_hw
+    ph, pw = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
+    Hg, Wg = H + ph.Q, W + pw.Q                                    # phase-image size
+    w_g = w.reshape(G, C_in // G, Co_g, KH, KW)                    # (G, C_in/G, C_out/G, KH, KW)
+    covered = ph.covered and pw.covered
+    y = (xp.empty if covered else xp.zeros)((N, C_out, H_out, W_out), dtype=x.dtype)
+    nc = chunk_size(N, s[0] * s[1] * C_out * Hg * Wg * x.itemsize)
+    for n0 in range(0, N, nc):
+        n = min(N, n0 + nc) - n0
+        M = n * Hg * Wg
+        grid = _grid(xp, x[n0:n0 + n], G, ph.Q, pw.Q)              # (G, C_in/G, M + tail)
+        Z = xp.zeros((G, s[0], s[1], Co_g, M), dtype=x.dtype)     # the phase images, flattened
+        for qh, (kh, phase_h) in ph.shifts.items():
+            for qw, (kw, phase_w) in pw.shifts.items():
+                w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)    # (G, nh*nw*C_out/G, C_in/G)
+                start = (ph.Q - qh) * Wg + (pw.Q - qw)             # the shift, as a flat offset
+                z = xp.matmul(w_shift, grid[:, :, start:start + M])  # (G, nh*nw*C_out/G, M)
+                Z[:, phase_h, phase_w] += z.reshape(G, nh, nw, Co_g, M)
+        # pixel shuffle: y_pad[s*m + a, s*l + b] = Z[a, b][m, l], cropped by the padding
+        Z = Z.reshape(G, s[0], s[1], Co_g, n, Hg, Wg)
+        y_g = y[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...), a view
+        for a, rows in enumerate(ph.rows):
+            for c, cols in enumerate(pw.rows):
+                if rows is not None and cols is not None:
+                    y_g[:, :, :, rows[0], cols[0]] = Z[:, a, c, :, :, rows[1], cols[1]]
+    return y
 
 
 # --------------------------------------------------------------------------- conv_transpose2d
@@ -279,8 +326,10 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
 
     Notes
     -----
-    Computed phase by phase with one matrix product per shift (see the module
-    docstring); no zeros are inserted and no column matrix is built.
+    Computed phase by phase with one matrix product per shift
+    (``_conv_transpose2d_phases``, see the module docstring); no zeros are
+    inserted and no column matrix is built. ``_conv_transpose2d_plain`` is the
+    same product as ``col2im(w_mat.T @ x_mat)``.
 
     References
     ----------
@@ -291,36 +340,10 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
     op = "conv_transpose2d"
     s, p, o, d, (H_out, W_out) = _check_conv_transpose_args(
         op, x, w, b, stride, padding, output_padding, dilation, groups)
-    xp = get_array_module(x, w, b)
-    N, C_in, H, W = x.shape
-    _, Co_g, KH, KW = w.shape
-    G, C_out = groups, Co_g * groups
-    ph, pw = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
-    Hg, Wg = H + ph.Q, W + pw.Q                                    # phase-image size
-    w_g = w.reshape(G, C_in // G, Co_g, KH, KW)                    # (G, C_in/G, C_out/G, KH, KW)
-    covered = ph.covered and pw.covered
-    y = (xp.empty if covered else xp.zeros)((N, C_out, H_out, W_out), dtype=x.dtype)
-    nc = _chunk(N, s[0] * s[1] * C_out * Hg * Wg * x.itemsize)
-    for n0 in range(0, N, nc):
-        n = min(N, n0 + nc) - n0
-        M = n * Hg * Wg
-        grid = _grid(xp, x[n0:n0 + n], G, ph.Q, pw.Q)              # (G, C_in/G, M + tail)
-        Z = xp.zeros((G, s[0], s[1], Co_g, M), dtype=x.dtype)     # the phase images, flattened
-        for qh, (kh, phase_h) in ph.shifts.items():
-            for qw, (kw, phase_w) in pw.shifts.items():
-                w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)    # (G, nh*nw*C_out/G, C_in/G)
-                start = (ph.Q - qh) * Wg + (pw.Q - qw)             # the shift, as a flat offset
-                z = xp.matmul(w_shift, grid[:, :, start:start + M])  # (G, nh*nw*C_out/G, M)
-                Z[:, phase_h, phase_w] += z.reshape(G, nh, nw, Co_g, M)
-        # pixel shuffle: y_pad[s*m + a, s*l + b] = Z[a, b][m, l], cropped by the padding
-        Z = Z.reshape(G, s[0], s[1], Co_g, n, Hg, Wg)
-        y_g = y[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...), a view
-        for a, rows in enumerate(ph.rows):
-            for c, cols in enumerate(pw.rows):
-                if rows is not None and cols is not None:
-                    y_g[:, :, :, rows[0], cols[0]] = Z[:, a, c, :, :, rows[1], cols[1]]
+    forward = _conv_transpose2d_plain if _use_plain_path() else _conv_transpose2d_phases
+    y = forward(x, w, s, p, d, groups, (H_out, W_out))  # (N, C_out, H_out, W_out)
     if b is not None:
-        y += b.reshape(1, C_out, 1, 1)
+        y += b.reshape(1, -1, 1, 1)  # (1, C_out, 1, 1)
     return y, ConvTranspose2dCache(x=x, w=w, has_bias=b is not None, stride=s, padding=p,
                                    output_padding=o, dilation=d, groups=groups)
 
@@ -369,12 +392,13 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     w_g = w.reshape(G, Ci_g, Co_g * K)                            # (G, C_in/G, C_out/G*KH*KW)
     dw_t = xp.zeros((G, Co_g * K, Ci_g), dtype=x.dtype)          # dw transposed, see below
     dx = xp.empty((N, C_in, H_c, W_c), dtype=x.dtype)
-    nc = _chunk(N, C_out * K * L * x.itemsize)
+    nc = chunk_size(N, C_out * K * L * x.itemsize)
     buf = xp.empty((C_out * K, nc * L), dtype=x.dtype)
     for n0 in range(0, N, nc):
         n = min(N, n0 + nc) - n0
         cols = im2col(dy[n0:n0 + n], (KH, KW), s, p, d, out=buf[:, :n * L]).reshape(G, Co_g * K, n * L)
-        x_c = _pad_to(xp, x[n0:n0 + n].transpose(1, 0, 2, 3), H_c, W_c)  # (C_in, n, H_c, W_c)
+        x_c = pad_to(x[n0:n0 + n].transpose(1, 0, 2, 3), H_c, W_c)  # (C_in, n, H_c, W_c); zeros pair with
+        # the extra outputs the convolution of dy has when output_padding >= stride
         x_c = x_c.reshape(G, Ci_g, n * L)                                  # (G, C_in/G, n*H_c*W_c), a copy
         # dw = x_c @ cols.T per group, computed as its transpose cols @ x_c.T: BLAS is much
         # faster with the long pixel axis as the reduction of a tall matrix

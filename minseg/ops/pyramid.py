@@ -6,7 +6,7 @@ pool an ``H``-long axis into ``out`` bins, bin ``i`` covers the rows
 
     start_i = floor(i * H / out),    end_i = ceil((i + 1) * H / out)      (rows start_i .. end_i - 1)
 
-so the bins tile the axis from 0 to ``H``, each ``floor(H / out)`` or more
+so the bins tile the axis from 0 to ``H``, each at least ``max(1, floor(H / out))``
 long. When ``out`` does not divide ``H`` neighbouring bins *overlap* (share a
 row); when ``out > H`` bins repeat rows. The rule is PyTorch's
 (``F.adaptive_avg_pool2d`` / ``F.adaptive_max_pool2d``, ATen's
@@ -18,8 +18,13 @@ row); when ``out > H`` bins repeat rows. The rule is PyTorch's
 Both are separable. The mean over a rectangle is a pooling matrix on each
 side, ``Y = (B_h X B_w^T) / (|bin_i| |bin_j|)`` with the 0/1 bin indicators
 ``B_h`` (H_out, H) and ``B_w`` (W_out, W); its gradient is the transpose,
-``dX = B_h^T (dY / area) B_w``. The max over a rectangle is the max over the
-rows of the max over the columns, the argmax carried along.
+``dX = B_h^T (dY / area) B_w``. Every row of ``B`` and of ``B^T`` is one
+contiguous run of ones (a bin; the bins that hold a pixel), so each product
+is computed as sums over those runs (``_range_sum``), never as a dense
+product: ``0 * inf`` would turn one infinite pixel into NaN in every bin of
+its row, where PyTorch keeps it inside its own bins. The max over a
+rectangle is the max over the rows of the max over the columns, the argmax
+carried along.
 
 Spatial pyramid pooling (SPPNet) pools the same feature map at several
 levels ``l`` (``l x l`` bins each) and concatenates the flattened results:
@@ -36,6 +41,7 @@ PyTorch, ``torch.nn.AdaptiveAvgPool2d`` and ``torch.nn.AdaptiveMaxPool2d``.
 """
 from __future__ import annotations
 
+import bisect
 import numbers
 from typing import NamedTuple
 
@@ -122,13 +128,47 @@ def _check_dy(op, dy, shape):
     return dy
 
 
-def _bin_matrix(xp, in_size, out_size, dtype):
-    """The 0/1 bin indicator ``B`` (out_size, in_size), ``B[i, h] = 1`` when row ``h`` is in bin ``i``; the lengths."""
+def _bins_holding(in_size: int, out_size: int):
+    """For every input position ``h``: the bins that contain it, ``first_h .. stop_h - 1`` (the rows of ``B^T``).
+
+    >>> _bins_holding(5, 3)       # bins [0, 2), [1, 4), [3, 5): row 1 is in bins 0 and 1
+    ([0, 0, 1, 1, 2], [1, 2, 2, 3, 3])
+    """
     starts, ends = adaptive_bins(in_size, out_size)
-    h = xp.arange(in_size)
-    B = ((h >= xp.asarray(starts)[:, None]) & (h < xp.asarray(ends)[:, None])).astype(dtype)  # (out, in)
-    lengths = xp.asarray([e - s for s, e in zip(starts, ends)], dtype=dtype)                  # (out,)
-    return B, lengths
+    first = [bisect.bisect_right(ends, h) for h in range(in_size)]     # the first bin with end > h
+    stop = [bisect.bisect_right(starts, h) for h in range(in_size)]    # one past the last bin with start <= h
+    return first, stop
+
+
+def _tap(a, axis, pos):
+    """``a`` read at positions ``pos`` (1-D int array) along ``axis`` (-1 or -2): a copy."""
+    return a[..., pos] if axis == -1 else a[..., pos, :]
+
+
+def _range_sum(v, axis, lo, hi):
+    """``out[..., o, ...] = sum of v[..., lo[o] : hi[o], ...]`` along ``axis`` (-1 or -2), every range non-empty.
+
+    A sum over a contiguous run, as many taps as the longest run; positions
+    past a shorter run's end add nothing (``where``, not a multiplication by
+    0, so an inf or NaN stays in the runs that hold it).
+    """
+    xp = get_array_module(v)
+    lo_a, hi_a = xp.asarray(lo), xp.asarray(hi)
+    shape = [1] * v.ndim
+    shape[axis] = len(lo)                                       # per-run flags broadcast along axis
+    total = _tap(v, axis, lo_a)                                 # tap 0 of every run
+    for t in range(1, max(h - l for l, h in zip(lo, hi))):
+        inside = (lo_a + t < hi_a).reshape(shape)
+        total += xp.where(inside, _tap(v, axis, xp.minimum(lo_a + t, hi_a - 1)), 0)
+    return total
+
+
+def _bin_areas(xp, H, W, H_out, W_out, dtype):
+    """``|bin_i| |bin_j|``, the number of pixels of every bin: (H_out, W_out)."""
+    (s_h, e_h), (s_w, e_w) = adaptive_bins(H, H_out), adaptive_bins(W, W_out)
+    len_h = xp.asarray([e - s for s, e in zip(s_h, e_h)], dtype=dtype)  # (H_out,)
+    len_w = xp.asarray([e - s for s, e in zip(s_w, e_w)], dtype=dtype)  # (W_out,)
+    return len_h[:, None] * len_w
 
 
 # --------------------------------------------------------------------------- adaptive average pooling
@@ -154,7 +194,9 @@ def adaptive_avg_pool2d(x, output_size):
     y : ndarray, shape (N, C, H_out, W_out), dtype of x
         ``y[n, c, i, j]`` = mean of ``x[n, c, start_i:end_i, start_j:end_j]`` with
         ``start_i = floor(i H / H_out)``, ``end_i = ceil((i + 1) H / H_out)`` (``adaptive_bins``).
-        Computed as ``(B_h X B_w^T) / (|bin_i| |bin_j|)``, ``B`` the 0/1 bin indicators.
+        That is ``(B_h X B_w^T) / (|bin_i| |bin_j|)``, ``B`` the 0/1 bin indicators,
+        computed as sums over each bin's columns, then its rows: an inf or NaN
+        reaches only the bins that hold it, as in PyTorch.
     cache : AdaptiveAvgPool2dCache
         ``(x_shape, output_size)``.
 
@@ -174,10 +216,9 @@ def adaptive_avg_pool2d(x, output_size):
     N, C, H, W = x.shape
     H_out, W_out = adaptive_output_size(output_size, (H, W), op)
     xp = get_array_module(x)
-    B_h, len_h = _bin_matrix(xp, H, H_out, x.dtype)        # (H_out, H), (H_out,)
-    B_w, len_w = _bin_matrix(xp, W, W_out, x.dtype)        # (W_out, W), (W_out,)
-    sums = xp.matmul(B_h, xp.matmul(x, B_w.T))             # (N, C, H_out, W_out): the sum over each bin
-    y = sums / (len_h[:, None] * len_w)                    # divided by the bin's area |bin_i| |bin_j|
+    sums = _range_sum(x, -1, *adaptive_bins(W, W_out))        # (N, C, H, W_out): X B_w^T
+    sums = _range_sum(sums, -2, *adaptive_bins(H, H_out))     # (N, C, H_out, W_out): B_h X B_w^T
+    y = sums / _bin_areas(xp, H, W, H_out, W_out, x.dtype)    # divided by the bin's area |bin_i| |bin_j|
     return y, AdaptiveAvgPool2dCache(tuple(x.shape), (H_out, W_out))
 
 
@@ -199,10 +240,9 @@ def adaptive_avg_pool2d_backward(dy, cache: AdaptiveAvgPool2dCache):
     (N, C, H, W), (H_out, W_out) = cache
     _check_dy(op, dy, (N, C, H_out, W_out))
     xp = get_array_module(dy)
-    B_h, len_h = _bin_matrix(xp, H, H_out, dy.dtype)
-    B_w, len_w = _bin_matrix(xp, W, W_out, dy.dtype)
-    g = dy / (len_h[:, None] * len_w)                      # (N, C, H_out, W_out)
-    return xp.matmul(B_h.T, xp.matmul(g, B_w))             # (N, C, H, W)
+    g = dy / _bin_areas(xp, H, W, H_out, W_out, dy.dtype)     # (N, C, H_out, W_out)
+    g = _range_sum(g, -2, *_bins_holding(H, H_out))           # (N, C, H, W_out): B_h^T g
+    return _range_sum(g, -1, *_bins_holding(W, W_out))        # (N, C, H, W): B_h^T g B_w
 
 
 # --------------------------------------------------------------------------- adaptive max pooling
@@ -238,20 +278,17 @@ def _bin_max(v, axis, starts, ends, carry=None):
     shape = [1] * v.ndim
     shape[axis] = len(starts)                                       # where broadcasts along axis
 
-    def tap(a, pos):  # a gathered at position pos[o] along axis, for every bin o (a copy)
-        return a[..., pos] if axis == -1 else a[..., pos, :]
-
-    best = tap(v, start)
+    best = _tap(v, axis, start)
     where = xp.broadcast_to(start.reshape(shape), best.shape).astype(xp.int64)  # (..., out, ...) writable
-    kept = None if carry is None else tap(carry, start)
+    kept = None if carry is None else _tap(carry, axis, start)
     for t in range(1, K):
         pos = xp.minimum(start + t, last)      # (out,): tap t of every bin, clamped to the bin's last element
-        cand = tap(v, pos)
+        cand = _tap(v, axis, pos)
         wins = (cand > best) | xp.isnan(cand)
         best = xp.maximum(best, cand)          # the value where(wins, cand, best) gives, NaN included
         where += wins * (pos.reshape(shape) - where)   # branch-free where = where(wins, pos, where)
         if kept is not None:
-            kept += wins * (tap(carry, pos) - kept)
+            kept += wins * (_tap(carry, axis, pos) - kept)
     return best, where, kept
 
 
