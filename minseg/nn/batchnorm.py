@@ -56,7 +56,7 @@ class BatchNorm2d(Module):
             raise ValueError(f"BatchNorm2d: expected x with {self.num_features} channels, got shape {tuple(x.shape)}")
         y, self._cache = batch_norm2d(x, gamma, beta, running_mean=self.running_mean,
                                       running_var=self.running_var, training=self.training, eps=self.eps)
-        if self.training:
+        if self.training and self._cache.mean is not None:  # an empty batch has no statistics to learn from
             N, _, H, W = x.shape
             M = N * H * W
             m = self.momentum

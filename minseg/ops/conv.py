@@ -115,15 +115,15 @@ def _check_geometry(op, H, W, kernel_size, stride, padding, dilation):
     KH, KW = check_positive(pair(kernel_size, "kernel_size", op), "kernel_size", op)
     sh, sw = check_positive(pair(stride, "stride", op), "stride", op)
     ph, pw = check_nonnegative(pair(padding, "padding", op), "padding", op)
-    dh, dw = check_positive(pair(dilation, "dilation", op), "dilation", op)
-    H_out = conv_output_size(H, KH, sh, ph, dh)
-    W_out = conv_output_size(W, KW, sw, pw, dw)
+    dil_h, dil_w = check_positive(pair(dilation, "dilation", op), "dilation", op)
+    H_out = conv_output_size(H, KH, sh, ph, dil_h)
+    W_out = conv_output_size(W, KW, sw, pw, dil_w)
     if H_out < 1 or W_out < 1:
         raise ValueError(
-            f"{op}: expected the dilated kernel ({dh * (KH - 1) + 1}, {dw * (KW - 1) + 1}) to fit in the "
+            f"{op}: expected the dilated kernel ({dil_h * (KH - 1) + 1}, {dil_w * (KW - 1) + 1}) to fit in the "
             f"padded input ({H + 2 * ph}, {W + 2 * pw}), got output size ({H_out}, {W_out})"
         )
-    return (KH, KW), (sh, sw), (ph, pw), (dh, dw), (H_out, W_out)
+    return (KH, KW), (sh, sw), (ph, pw), (dil_h, dil_w), (H_out, W_out)
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, out=None):
@@ -151,7 +151,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, out=None):
     op = "im2col"
     check_ndim(x, 4, "x", op, "N, C, H, W")
     N, C, H, W = x.shape
-    (KH, KW), (sh, sw), (ph, pw), (dh, dw), (H_out, W_out) = _check_geometry(
+    (KH, KW), (sh, sw), (ph, pw), (dil_h, dil_w), (H_out, W_out) = _check_geometry(
         op, H, W, kernel_size, stride, padding, dilation)
     xp = get_array_module(x, out)
     if out is None:
@@ -159,11 +159,11 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, out=None):
     cols = out.reshape(C, KH, KW, N, H_out, W_out)  # (C, KH, KW, N, H_out, W_out), a view of out
     x_t = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
     for kh in range(KH):
-        i_lo, i_hi = _tap_range(H_out, kh * dh - ph, sh, H)
-        h0 = i_lo * sh + kh * dh - ph
+        i_lo, i_hi = _tap_range(H_out, kh * dil_h - ph, sh, H)
+        h0 = i_lo * sh + kh * dil_h - ph
         for kw in range(KW):
-            j_lo, j_hi = _tap_range(W_out, kw * dw - pw, sw, W)
-            w0 = j_lo * sw + kw * dw - pw
+            j_lo, j_hi = _tap_range(W_out, kw * dil_w - pw, sw, W)
+            w0 = j_lo * sw + kw * dil_w - pw
             tap = cols[:, kh, kw]  # (C, N, H_out, W_out), a view
             if i_lo > 0 or i_hi < H_out or j_lo > 0 or j_hi < W_out:
                 tap[...] = 0  # the padding this tap reads
@@ -193,7 +193,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1, *, out=N
     """
     op = "col2im"
     N, C, H, W = (int(v) for v in x_shape)
-    (KH, KW), (sh, sw), (ph, pw), (dh, dw), (H_out, W_out) = _check_geometry(
+    (KH, KW), (sh, sw), (ph, pw), (dil_h, dil_w), (H_out, W_out) = _check_geometry(
         op, H, W, kernel_size, stride, padding, dilation)
     expected = (C * KH * KW, N * H_out * W_out)
     if tuple(cols.shape) != expected:
@@ -205,11 +205,11 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1, *, out=N
     cols6 = cols.reshape(C, KH, KW, N, H_out, W_out)  # (C, KH, KW, N, H_out, W_out)
     out_t = out.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
     for kh in range(KH):
-        i_lo, i_hi = _tap_range(H_out, kh * dh - ph, sh, H)
-        h0 = i_lo * sh + kh * dh - ph
+        i_lo, i_hi = _tap_range(H_out, kh * dil_h - ph, sh, H)
+        h0 = i_lo * sh + kh * dil_h - ph
         for kw in range(KW):
-            j_lo, j_hi = _tap_range(W_out, kw * dw - pw, sw, W)
-            w0 = j_lo * sw + kw * dw - pw
+            j_lo, j_hi = _tap_range(W_out, kw * dil_w - pw, sw, W)
+            w0 = j_lo * sw + kw * dil_w - pw
             if i_hi > i_lo and j_hi > j_lo:
                 # one tap touches each input pixel at most once: a plain += is exact here
                 out_t[:, :, steps(h0, i_hi - i_lo, sh), steps(w0, j_hi - j_lo, sw)] += \
@@ -252,14 +252,14 @@ def _wide_im2col(x_rows, kernel_size, dilation, row, H_out, out):
     x_rows : (n, C, F) from ``_wide_rows``; ``row`` is its padded width Wp.
     out : (C*KH*KW, n*H_out*row), written; one contiguous copy per (tap, channel, sample).
     """
-    (KH, KW), (dh, dw) = kernel_size, dilation
+    (KH, KW), (dil_h, dil_w) = kernel_size, dilation
     n, C, _ = x_rows.shape
     L = H_out * row
     cols = out.reshape(C, KH, KW, n, L)  # (C, KH, KW, n, H_out*Wp), a view of out
     x_t = x_rows.transpose(1, 0, 2)  # (C, n, F), a view
     for kh in range(KH):
         for kw in range(KW):
-            start = kh * dh * row + kw * dw
+            start = kh * dil_h * row + kw * dil_w
             cols[:, kh, kw] = x_t[:, :, start:start + L]
     return out
 
@@ -269,14 +269,14 @@ def _wide_col2im(cols, kernel_size, dilation, row, H_out, out):
 
     out : (n, C, F) wide rows, *accumulated into* (start from zeros).
     """
-    (KH, KW), (dh, dw) = kernel_size, dilation
+    (KH, KW), (dil_h, dil_w) = kernel_size, dilation
     n, C, _ = out.shape
     L = H_out * row
     cols5 = cols.reshape(C, KH, KW, n, L)  # (C, KH, KW, n, H_out*Wp)
     out_t = out.transpose(1, 0, 2)  # (C, n, F), a view
     for kh in range(KH):
         for kw in range(KW):
-            start = kh * dh * row + kw * dw
+            start = kh * dil_h * row + kw * dil_w
             # within one tap the slice touches each element once: a plain += is exact here
             out_t[:, :, start:start + L] += cols5[:, kh, kw]
     return out

@@ -125,6 +125,8 @@ def _check_conv_transpose_args(op, x, w, b, stride, padding, output_padding, dil
     check_conv_operands(x, w, b, groups, op, "N, C_in, H, W", "C_in, C_out // groups, KH, KW")
     N, C_in, H, W = x.shape
     C_w, C_out_g, KH, KW = w.shape
+    if H < 1 or W < 1:  # no pixel to stamp a kernel with: an all-bias output would be made up (PyTorch raises too)
+        raise ValueError(f"{op}: expected an input image of at least 1x1 pixels, got x of shape {tuple(x.shape)}")
     if C_in % groups:
         raise ValueError(f"{op}: expected input channels C_in divisible by groups={groups}, got C_in={C_in}")
     if C_w != C_in:
@@ -135,18 +137,18 @@ def _check_conv_transpose_args(op, x, w, b, stride, padding, output_padding, dil
     check_positive((KH, KW), "kernel_size", op)
     s = check_positive(pair(stride, "stride", op), "stride", op)
     p = check_nonnegative(pair(padding, "padding", op), "padding", op)
-    o = check_nonnegative(pair(output_padding, "output_padding", op), "output_padding", op)
+    out_pad = check_nonnegative(pair(output_padding, "output_padding", op), "output_padding", op)
     d = check_positive(pair(dilation, "dilation", op), "dilation", op)
     for axis in range(2):
-        if not (o[axis] < s[axis] or o[axis] < d[axis]):
+        if not (out_pad[axis] < s[axis] or out_pad[axis] < d[axis]):
             raise ValueError(f"{op}: expected output_padding smaller than stride or dilation, "
-                             f"got output_padding={o} with stride={s} and dilation={d}")
-    H_out = conv_transpose_output_size(H, KH, s[0], p[0], o[0], d[0])
-    W_out = conv_transpose_output_size(W, KW, s[1], p[1], o[1], d[1])
+                             f"got output_padding={out_pad} with stride={s} and dilation={d}")
+    H_out = conv_transpose_output_size(H, KH, s[0], p[0], out_pad[0], d[0])
+    W_out = conv_transpose_output_size(W, KW, s[1], p[1], out_pad[1], d[1])
     if H_out < 1 or W_out < 1:
         raise ValueError(f"{op}: expected an output size >= 1, got ({H_out}, {W_out}) from input ({H}, {W}), "
-                         f"kernel ({KH}, {KW}), stride {s}, padding {p}, output_padding {o}, dilation {d}")
-    return s, p, o, d, (H_out, W_out)
+                         f"kernel ({KH}, {KW}), stride {s}, padding {p}, output_padding {out_pad}, dilation {d}")
+    return s, p, out_pad, d, (H_out, W_out)
 
 
 class _AxisPlan(NamedTuple):
@@ -255,28 +257,28 @@ def _conv_transpose2d_phases(x, w, s, p, d, groups, out_hw):
     N, C_in, H, W = x.shape
     _, Co_g, KH, KW = w.shape
     G, C_out, (H_out, W_out) = groups, Co_g * groups, out_hw
-    ph, pw = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
-    Hg, Wg = H + ph.Q, W + pw.Q                                    # phase-image size
+    plan_h, plan_w = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
+    Hg, Wg = H + plan_h.Q, W + plan_w.Q                                    # phase-image size
     w_g = w.reshape(G, C_in // G, Co_g, KH, KW)                    # (G, C_in/G, C_out/G, KH, KW)
-    covered = ph.covered and pw.covered
+    covered = plan_h.covered and plan_w.covered
     y = (xp.empty if covered else xp.zeros)((N, C_out, H_out, W_out), dtype=x.dtype)
     nc = chunk_size(N, s[0] * s[1] * C_out * Hg * Wg * x.itemsize)
     for n0 in range(0, N, nc):
         n = min(N, n0 + nc) - n0
         M = n * Hg * Wg
-        grid = _grid(xp, x[n0:n0 + n], G, ph.Q, pw.Q)              # (G, C_in/G, M + tail)
+        grid = _grid(xp, x[n0:n0 + n], G, plan_h.Q, plan_w.Q)              # (G, C_in/G, M + tail)
         Z = xp.zeros((G, s[0], s[1], Co_g, M), dtype=x.dtype)     # the phase images, flattened
-        for qh, (kh, phase_h) in ph.shifts.items():
-            for qw, (kw, phase_w) in pw.shifts.items():
+        for qh, (kh, phase_h) in plan_h.shifts.items():
+            for qw, (kw, phase_w) in plan_w.shifts.items():
                 w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)    # (G, nh*nw*C_out/G, C_in/G)
-                start = (ph.Q - qh) * Wg + (pw.Q - qw)             # the shift, as a flat offset
+                start = (plan_h.Q - qh) * Wg + (plan_w.Q - qw)             # the shift, as a flat offset
                 z = xp.matmul(w_shift, grid[:, :, start:start + M])  # (G, nh*nw*C_out/G, M)
                 Z[:, phase_h, phase_w] += z.reshape(G, nh, nw, Co_g, M)
         # pixel shuffle: y_pad[s*m + a, s*l + b] = Z[a, b][m, l], cropped by the padding
         Z = Z.reshape(G, s[0], s[1], Co_g, n, Hg, Wg)
         y_g = y[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...), a view
-        for a, rows in enumerate(ph.rows):
-            for c, cols in enumerate(pw.rows):
+        for a, rows in enumerate(plan_h.rows):
+            for c, cols in enumerate(plan_w.rows):
                 if rows is not None and cols is not None:
                     y_g[:, :, :, rows[0], cols[0]] = Z[:, a, c, :, :, rows[1], cols[1]]
     return y
@@ -338,14 +340,14 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
     Noh, Hong & Han, "Learning Deconvolution Network for Semantic Segmentation", 2015.
     """
     op = "conv_transpose2d"
-    s, p, o, d, (H_out, W_out) = _check_conv_transpose_args(
+    s, p, out_pad, d, (H_out, W_out) = _check_conv_transpose_args(
         op, x, w, b, stride, padding, output_padding, dilation, groups)
     forward = _conv_transpose2d_plain if _use_plain_path() else _conv_transpose2d_phases
     y = forward(x, w, s, p, d, groups, (H_out, W_out))  # (N, C_out, H_out, W_out)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)  # (1, C_out, 1, 1)
     return y, ConvTranspose2dCache(x=x, w=w, has_bias=b is not None, stride=s, padding=p,
-                                   output_padding=o, dilation=d, groups=groups)
+                                   output_padding=out_pad, dilation=d, groups=groups)
 
 
 def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
@@ -378,12 +380,12 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     Dumoulin & Visin, 2016, section 4: the transpose of a transposed convolution is the convolution.
     """
     op = "conv_transpose2d_backward"
-    x, w, has_bias, s, p, o, d, G = cache
+    x, w, has_bias, s, p, out_pad, d, G = cache
     N, C_in, H, W = x.shape
     _, Co_g, KH, KW = w.shape
     C_out, Ci_g, K = Co_g * G, C_in // G, KH * KW
-    H_out = conv_transpose_output_size(H, KH, s[0], p[0], o[0], d[0])
-    W_out = conv_transpose_output_size(W, KW, s[1], p[1], o[1], d[1])
+    H_out = conv_transpose_output_size(H, KH, s[0], p[0], out_pad[0], d[0])
+    W_out = conv_transpose_output_size(W, KW, s[1], p[1], out_pad[1], d[1])
     check_shape(dy, (N, C_out, H_out, W_out), "dy", op)
     xp = get_array_module(dy, x)
     # the convolution of dy has (H_c, W_c) outputs: (H, W), or more when output_padding >= stride

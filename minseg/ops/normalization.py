@@ -74,15 +74,15 @@ class BatchNorm2dCache(NamedTuple):
 
 def _channel_sum(a):
     """Sum of an (N, C, H, W) array over N, H, W -> (C,). Reduces the contiguous H*W axis first (faster)."""
-    N, C = a.shape[:2]
-    return a.reshape(N, C, -1).sum(axis=2).sum(axis=0)  # (N, C, H*W) -> (N, C) -> (C,)
+    N, C, H, W = a.shape
+    return a.reshape(N, C, H * W).sum(axis=2).sum(axis=0)  # (N, C, H*W) -> (N, C) -> (C,)
 
 
 def _channel_dot(a, b):
     """``sum over N, H, W of a * b`` for two (N, C, H, W) arrays -> (C,), without materialising ``a * b``."""
-    N, C = a.shape[:2]
+    N, C, H, W = a.shape
     xp = get_array_module(a, b)
-    return xp.einsum("ncl,ncl->nc", a.reshape(N, C, -1), b.reshape(N, C, -1)).sum(axis=0)  # (N, C) -> (C,)
+    return xp.einsum("ncl,ncl->nc", a.reshape(N, C, H * W), b.reshape(N, C, H * W)).sum(axis=0)  # (N, C) -> (C,)
 
 
 def _check_channel_vec(op, v, name, C, dtype):
@@ -124,6 +124,8 @@ def batch_norm2d(x, gamma=None, beta=None, *, running_mean=None, running_var=Non
     ValueError
         Wrong shapes; training with a single value per channel (``N*H*W == 1``), where the
         variance is undefined (PyTorch raises too); evaluation without running statistics.
+        An empty input (``N*H*W == 0``) gives an empty output and, in training, no batch
+        statistics (``cache.mean`` is None), as PyTorch returns an empty tensor.
 
     See Also
     --------
@@ -141,8 +143,11 @@ def batch_norm2d(x, gamma=None, beta=None, *, running_mean=None, running_var=Non
         raise ValueError(f"{op}: expected eps > 0, got {eps!r}")
     xp = get_array_module(x)
     M = N * H * W
+    if training and M == 0:  # an empty batch: an empty output, no statistics (PyTorch does the same)
+        return xp.empty_like(x), BatchNorm2dCache(xp.empty_like(x), gamma, xp.ones(C, dtype=x.dtype), None, None,
+                                                  True, beta is not None)
     if training:
-        if M <= 1:
+        if M == 1:
             raise ValueError(f"{op}: expected more than 1 value per channel in training mode, "
                              f"got input of shape {tuple(x.shape)}")
         mean = _channel_sum(x) / M  # (C,)
@@ -199,7 +204,7 @@ def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
     dbeta = sum_dy if has_beta else None
     dgamma = sum_dy_xhat if gamma is not None else None
     scale = inv_std if gamma is None else gamma * inv_std  # (C,), d y / d xhat * d xhat / d x
-    if not training:
+    if not training or M == 0:  # evaluation (or an empty batch): an affine map per channel
         return dy * scale.reshape(1, C, 1, 1), dgamma, dbeta
     # sum(g) = gamma * sum(dy) and sum(g * xhat) = gamma * sum(dy * xhat): reuse the sums above
     dx = dy - (sum_dy / M).reshape(1, C, 1, 1)

@@ -165,25 +165,29 @@ def _axpy(xp, c: float, t, out):
 def _lincomb(xp, coeffs, terms, out):
     """``out = sum_j coeffs[j] * terms[j]``, written in place; zero coefficients are skipped.
 
-    One row of a transform matrix applied to a list of equally shaped slices.
+    One row of a transform matrix applied to a list of equally shaped slices. The first two
+    terms are combined in one operation (``a + b``, ``a - b``), so a row with two entries +-1,
+    as every row of F(2x2)'s ``B^T``, costs one pass over memory.
     """
-    first = True
-    for c, t in zip(coeffs, terms):
-        c = float(c)  # a Python float: float32 stays float32 (NumPy's weak scalars)
-        if c == 0:
-            continue
-        if first:
-            if c == 1:
-                out[...] = t
-            elif c == -1:
-                xp.negative(t, out=out)
-            else:
-                xp.multiply(t, c, out=out)
-            first = False
-        else:
-            _axpy(xp, c, t, out)
-    if first:
+    nz = [(float(c), t) for c, t in zip(coeffs, terms) if c != 0]  # Python floats: float32 stays float32
+    if not nz:
         out[...] = 0
+        return out
+    (c0, t0), rest = nz[0], nz[1:]
+    if rest and c0 == 1 and abs(rest[0][0]) == 1:          # t0 + t1 or t0 - t1
+        (xp.add if rest[0][0] == 1 else xp.subtract)(t0, rest[0][1], out=out)
+        rest = rest[1:]
+    elif rest and c0 == -1 and rest[0][0] == 1:            # t1 - t0
+        xp.subtract(rest[0][1], t0, out=out)
+        rest = rest[1:]
+    elif c0 == 1:
+        out[...] = t0
+    elif c0 == -1:
+        xp.negative(t0, out=out)
+    else:
+        xp.multiply(t0, c0, out=out)
+    for c, t in rest:
+        _axpy(xp, c, t, out)
     return out
 
 
@@ -314,12 +318,11 @@ def _input_transform_adjoint(dV, BT, m, T_h, T_w, x_p_shape):
     dV6 = dV.reshape(a, a, C, n, T_h, T_w)                                # (a, a, C, n, T_h, T_w)
     dx_p = xp.zeros(x_p_shape, dtype=dV.dtype)
     dR = xp.empty((C, n, T_h, m, T_w + 1), dtype=dV.dtype)
-    t = xp.empty((C, n, T_h, T_w), dtype=dV.dtype)
     for k in range(a):
         dR[...] = 0
         for j in range(a):   # columns: dR_k[columns m t_w + j] += sum_l B^T[l, j] dV[k, l]
-            _lincomb(xp, BT[:, j], dV6[k], t)
-            xp.add(dR[:, :, :, j % m, j // m:j // m + T_w], t, out=dR[:, :, :, j % m, j // m:j // m + T_w])
+            for l in range(a):
+                _axpy(xp, float(BT[l, j]), dV6[k, l], dR[:, :, :, j % m, j // m:j // m + T_w])
         for i in range(a):   # rows: x_pad[rows m t_h + i] += B^T[k, i] dR_k
             # one slice has no repeated rows: a plain += is exact here
             _axpy(xp, float(BT[k, i]), dR, dx_p[:, :, steps(i, T_h, m)])
@@ -341,11 +344,9 @@ def _output_transform(M, AT, n, T_h, T_w, H_out, W_out):
         for v in range(m):
             _lincomb(xp, AT[v], M5[k], S[k, v])
     y = xp.empty((n, C_out, T_h, m, T_w, m), dtype=M.dtype)
-    Y = xp.empty((C_out, n, T_h, T_w), dtype=M.dtype)
     for u in range(m):
-        for v in range(m):
-            _lincomb(xp, AT[u], S[:, v], Y)
-            y[:, :, :, u, :, v] = Y.transpose(1, 0, 2, 3)
+        for v in range(m):   # written straight into the interleaved output: y[n, o, m t_h + u, m t_w + v]
+            _lincomb(xp, AT[u], S[:, v], y[:, :, :, u, :, v].transpose(1, 0, 2, 3))
     return y.reshape(n, C_out, T_h * m, T_w * m)[:, :, :H_out, :W_out]    # (n, C_out, H_out, W_out)
 
 
