@@ -11,7 +11,11 @@ On a machine with a usable CUDA device and the ``gpu`` extra (``pip install -e "
    (relative to the largest entry);
 3. timings of conv2d forward + backward (N=8, 64->64 channels, 64x64), conv_transpose2d,
    max-pool + unpool, bilinear x2 and a U-Net training step, minseg on CuPy beside
-   PyTorch CUDA when ``torch.cuda.is_available()``.
+   PyTorch CUDA when ``torch.cuda.is_available()``;
+4. the training loop's device path (what ``minseg train --device gpu`` runs): two
+   epochs of a tiny U-Net through ``minseg.train.train`` on the GPU and on the CPU
+   from the same seed, in float32 (per-epoch loss to 1e-4 relative, validation mIoU
+   to 1e-3), and the GPU's checkpoint loaded onto the CPU with the same weights.
 
 It writes one JSON file and prints a table. Without a usable GPU
 (``minseg.backend.has_gpu()`` is False) it says what was skipped and why, writes
@@ -38,17 +42,14 @@ XP_TEST_FILES = ["test_activations.py", "test_backend.py", "test_conv.py", "test
                  "test_conv_transpose.py", "test_interpolate.py", "test_losses.py", "test_metrics.py",
                  "test_nn.py", "test_pooling.py"]
 STEPS = ["cupy test cases (pytest -m gpu)", "U-Net and FCN-8s training step GPU vs CPU (float64, 1e-10)",
-         "timings minseg CuPy vs torch CUDA"]
+         "timings minseg CuPy vs torch CUDA",
+         "minseg.train on the GPU vs the CPU (float32, 2 epochs) and a GPU checkpoint loaded on the CPU"]
 TOLERANCE = 1e-10
 
 
 def no_gpu_reason() -> str | None:
     """Why the device check cannot run here, or None when a CUDA device is usable."""
-    if backend.has_gpu():
-        return None
-    if not backend.has_cupy():
-        return 'cupy is not installed (install the gpu extra: pip install -e ".[gpu]")'
-    return "cupy is installed but cupy.cuda.is_available() is False (no usable CUDA device)"
+    return backend.gpu_unavailable_reason()
 
 
 def rel_diff(a, b) -> float:
@@ -211,6 +212,54 @@ def timings() -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------ 4. the training loop's device path
+
+def _squares(n: int, seed: int, split: str, size: int = 16):
+    """A tiny dataset: bright squares (class 1) on a dark background (class 0), the top row ignored."""
+    from minseg import data  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.0, 0.3, size=(n, 3, size, size)).astype(np.float32)
+    labels = np.zeros((n, size, size), dtype=np.int64)
+    for i in range(n):
+        r, c = rng.integers(0, size - 6, size=2)
+        images[i, :, r:r + 6, c:c + 6] += 0.6
+        labels[i, r:r + 6, c:c + 6] = 1
+    instances = labels.astype(np.int32)
+    labels[:, 0, :] = 255
+    return data.Dataset(images=images, labels=labels, instances=instances, class_names=("background", "square"),
+                        palette=np.array([[0, 0, 0], [200, 50, 50]], dtype=np.uint8), things=(False, True),
+                        ignore_index=255, name="squares", split=split)
+
+
+def compare_training(loss_rtol: float = 1e-4, miou_atol: float = 1e-3) -> dict:
+    """Two epochs of ``minseg.train.train`` on the GPU and on the CPU from one seed; a GPU checkpoint onto the CPU."""
+    import tempfile  # noqa: PLC0415
+
+    from minseg.models import build_model  # noqa: PLC0415
+    from minseg.train import TrainConfig, load_checkpoint, train  # noqa: PLC0415
+
+    train_set, val_set = _squares(32, 0, "train"), _squares(16, 1, "val")
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, progress=False)
+    config = {"num_classes": 2, "in_channels": 3, "base_width": 4, "depth": 2}
+    cpu = build_model("unet", rng=0, **config)
+    gpu = build_model("unet", rng=0, **config).to("gpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        h_cpu = train(cpu, train_set, val_set, cfg, out_dir=Path(tmp) / "cpu", log=lambda line: None)
+        h_gpu = train(gpu, train_set, val_set, cfg, out_dir=Path(tmp) / "gpu", log=lambda line: None)
+        back, _ = load_checkpoint(Path(tmp) / "gpu" / "last.npz")
+    gpu_state = gpu.state_dict()
+    weights_diff = max(rel_diff(v, gpu_state[k]) for k, v in back.state_dict().items())
+    loss_diff = max(abs(g["loss"] - c["loss"]) / abs(c["loss"]) for g, c in zip(h_gpu.epochs, h_cpu.epochs))
+    miou_diff = max(abs(g["val_miou"] - c["val_miou"]) for g, c in zip(h_gpu.epochs, h_cpu.epochs))
+    ok = (gpu.device == "gpu" and back.device == "cpu" and loss_diff <= loss_rtol and miou_diff <= miou_atol
+          and weights_diff == 0.0)
+    return {"ok": ok, "loss_rel_diff": loss_diff, "val_miou_abs_diff": miou_diff,
+            "checkpoint_weights_rel_diff": weights_diff,
+            "losses_cpu": [e["loss"] for e in h_cpu.epochs], "losses_gpu": [e["loss"] for e in h_gpu.epochs],
+            "val_miou_cpu": [e["val_miou"] for e in h_cpu.epochs], "val_miou_gpu": [e["val_miou"] for e in h_gpu.epochs]}
+
+
 # ------------------------------------------------------------------ driver
 
 def _print_table(result: dict) -> None:
@@ -220,6 +269,11 @@ def _print_table(result: dict) -> None:
     for s in result.get("training_step", []):
         print(f"{s['model']:>6} step GPU vs CPU: {'PASS' if s['ok'] else 'FAIL'}  loss rel diff "
               f"{s['loss_rel_diff']:.1e}, max grad rel diff {s['max_grad_rel_diff']:.1e} over {s['n_grads']} grads")
+    tr = result.get("training_loop")
+    if tr:
+        print(f"minseg.train GPU vs CPU: {'PASS' if tr['ok'] else 'FAIL'}  loss rel diff {tr['loss_rel_diff']:.1e}, "
+              f"val mIoU diff {tr['val_miou_abs_diff']:.1e}, GPU checkpoint on the CPU: weights rel diff "
+              f"{tr['checkpoint_weights_rel_diff']:.1e}")
     rows = result.get("timings", [])
     if rows:
         print(f"{'op':<42} {'minseg cupy ms':>15} {'torch cuda ms':>14} {'ratio':>7}")
@@ -262,9 +316,14 @@ def main(argv=None) -> int:
         result["timings"] = timings()
     except Exception as exc:
         result["errors"].append({"step": STEPS[2], "error": repr(exc)})
+    try:
+        result["training_loop"] = compare_training()
+    except Exception as exc:
+        result["errors"].append({"step": STEPS[3], "error": repr(exc)})
     result["seconds"] = time.perf_counter() - t_start
     result["ok"] = (not result["errors"] and result.get("tests", {}).get("ok", False)
-                    and all(s["ok"] for s in result.get("training_step", [])))
+                    and all(s["ok"] for s in result.get("training_step", []))
+                    and result.get("training_loop", {}).get("ok", False))
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     _print_table(result)
     print(f"gpu_check: {'PASS' if result['ok'] else 'FAIL'} in {result['seconds']:.0f} s; wrote {args.out}")

@@ -7,6 +7,8 @@
     minseg datasets                   a table of the built-in and prepared datasets (classes, size, splits, cache)
     minseg gradcheck [--verbose]      check every op's backward against central differences
     minseg check FILE.npz [...]       check a framework's saved op against minseg (or --torch: every op vs PyTorch)
+    minseg pq --gt-json F --gt-folder D --pred-json F --pred-folder D [--per-class]   COCO panoptic PQ / SQ / RQ
+    minseg miou --gt-folder D --pred-folder D --num-classes K [--ignore-index 255]    label PNGs: IoU, mIoU, fwIoU
 
 ``demo``, ``train``, ``eval`` and ``predict`` take ``--device cpu|gpu`` (default cpu): ``gpu``
 runs the same code on CuPy, and stops with a one-line error where no GPU is usable.
@@ -376,6 +378,30 @@ def _cmd_check(args) -> int:
     return run_command(args.files, rtol=args.rtol, atol=args.atol, torch=args.torch)
 
 
+def _cmd_pq(args) -> int:
+    from .folder_metrics import pq_from_coco, pq_text  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    pq = pq_from_coco(args.gt_json, args.gt_folder, args.pred_json, args.pred_folder, progress=not args.no_progress)
+    print(pq_text(pq, per_class=args.per_class))
+    print(f"{int(pq.tp.sum())} TP, {int(pq.fp.sum())} FP, {int(pq.fn.sum())} FN; "
+          f"scored in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _cmd_miou(args) -> int:
+    from .folder_metrics import miou_from_folders  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    metrics, n, extra = miou_from_folders(args.gt_folder, args.pred_folder, args.num_classes,
+                                          ignore_index=None if args.ignore_index < 0 else args.ignore_index,
+                                          progress=not args.no_progress)
+    print(metrics.table())
+    note = f"; {len(extra)} predictions without ground truth left out (e.g. {extra[0]!r})" if extra else ""
+    print(f"{n} images, {int(metrics.cm.sum())} scored pixels{note}; scored in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data.registry import data_home, describe_datasets  # noqa: PLC0415
 
@@ -505,6 +531,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run every op family through PyTorch and minseg (float64, forward and backward) and print "
                         "a table (default: off)")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("pq", help="panoptic quality of COCO-format predictions (PNGs + JSON), as panopticapi's "
+                                  "pq_compute", description="Exit status 0, or 2 with one line naming a bad file.")
+    p.add_argument("--gt-json", required=True, help="the ground truth's COCO panoptic JSON (with the categories)")
+    p.add_argument("--gt-folder", required=True, help="the folder of the ground truth's PNGs")
+    p.add_argument("--pred-json", required=True, help="the predictions' COCO panoptic JSON")
+    p.add_argument("--pred-folder", required=True, help="the folder of the predictions' PNGs")
+    p.add_argument("--per-class", action="store_true", help="also one row per category (default: off)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_pq)
+
+    p = sub.add_parser("miou", help="per-class IoU, mIoU, fwIoU and pixel accuracy of label PNGs paired by name",
+                       description="Exit status 0, or 2 with one line naming a bad file.")
+    p.add_argument("--gt-folder", required=True, help="the folder of ground-truth label PNGs (class id per pixel)")
+    p.add_argument("--pred-folder", required=True, help="the folder of predicted label PNGs, same file names")
+    p.add_argument("--num-classes", required=True, type=_positive_int, help="the number of classes K")
+    p.add_argument("--ignore-index", type=int, default=255,
+                   help="ground-truth value left out of the scores (default 255; -1: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_miou)
     return parser
 
 

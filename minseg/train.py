@@ -144,6 +144,9 @@ def _make_optimizer(model, cfg: TrainConfig):
 def train_step(model, optimizer, images, labels, ignore_index: int = 255, weight=None) -> float:
     """One step: forward, per-pixel cross-entropy, hand-written backward, optimiser update; returns the loss.
 
+    ``images`` (B, C, H, W) and ``labels`` (B, H, W) must be on the model's
+    device (``train`` moves each batch); the loss comes back as one Python float.
+
     Every gradient is cleared first, so a parameter this step's backward does
     not reach (a frozen or skipped branch) has ``grad = None`` and the
     optimiser leaves it alone (PyTorch's rule: no update, no momentum or Adam
@@ -315,9 +318,9 @@ def save_checkpoint(path, model: SegmentationModel, meta: dict | None = None) ->
     """Write ``model`` (registry name, config, weights) and ``meta`` to ``path`` atomically.
 
     The weights are written from host (NumPy) copies, whatever the model's
-    device, so the file loads anywhere. The file is written next to ``path`` under a temporary name and moved into
-    place with ``os.replace``: a crash mid-write leaves any previous
-    checkpoint intact.
+    device, so the file loads anywhere. The file is written next to ``path``
+    under a temporary name and moved into place with ``os.replace``: a crash
+    mid-write leaves any previous checkpoint intact.
     """
     path = Path(path)
     header = {"format": CHECKPOINT_FORMAT, "model": model.name, "config": model.config, "meta": meta or {}}

@@ -63,7 +63,8 @@ def _minseg_caller() -> str:
         path = frame.f_code.co_filename.replace("\\", "/")
         if "/minseg/" in path and not path.endswith("/minseg/backend.py"):
             mod = path.split("/minseg/")[-1].removesuffix(".py").replace("/", ".")
-            return f"{mod}.{getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)}"
+            name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name).split(".<locals>")[0]
+            return f"{mod}.{name}"                         # a comprehension counts as its function
         frame = frame.f_back
     return "?"
 
@@ -229,6 +230,7 @@ class DeviceArray:
     strides = property(lambda self: self._a.strides)
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: DeviceArray(self._a.T))
+    device = property(lambda self: "<fake device 0>")
 
     def __getattr__(self, name):
         if name.startswith("__"):              # __array_interface__, __array_struct__, ...: no back door to NumPy
@@ -336,6 +338,10 @@ class FakeCupy(types.ModuleType):
         self.ndarray = DeviceArray
         if np_module is np:
             self.random = _Random()
+            self.__version__ = "fake"
+            self.cuda = types.SimpleNamespace(                # what scripts ask of the device
+                is_available=lambda: True, Device=lambda *a: types.SimpleNamespace(synchronize=lambda: None),
+                runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"name": b"fake_cupy strict device"}))
 
     def asarray(self, a, dtype=None):
         return _to_device(a, dtype, copy=False)
@@ -376,5 +382,6 @@ def install(monkeypatch) -> FakeCupy:
     monkeypatch.setattr(backend, "has_gpu", lambda: True)
     monkeypatch.setattr(backend, "has_cupy", lambda: True)
     monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    monkeypatch.setitem(sys.modules, "cupy", fake)          # `import cupy as cp` after has_gpu() gets it too
     log.clear()
     return fake

@@ -30,6 +30,9 @@ def test_border_only_error_reports_every_field():
     rel = np.abs(a - e) / np.abs(e)
     assert r.max_rel == pytest.approx(rel.max()) and r.max_rel_index == np.unravel_index(rel.argmax(), rel.shape)
     assert r.where == "all 13 mismatches are in the last row and column"
+    assert r.scaled_error == pytest.approx(1.0 / np.abs(e).max())
+    assert (r.actual_shape, r.expected_shape, r.actual_dtype, r.rtol, r.atol) == ((1, 1, 7, 7), (1, 1, 7, 7),
+                                                                                 "float64", 1e-7, 1e-7)
     assert r.nonfinite == [] and r.nonfinite_agree
     text = str(r)
     assert "13 of 49 elements (26.5%) mismatch" in text

@@ -105,16 +105,16 @@ def test_same_seed_same_initial_weights_on_both_devices(monkeypatch):
 
 
 def test_training_on_the_device_matches_the_cpu_and_checkpoints_cross_devices(monkeypatch, tmp_path):
-    train_set, val_set = _tiny(), _tiny(8, seed=1, split="val")
+    train_set, val_set = _tiny(), _tiny(8, seed=1, split="val")         # batches are float32
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, progress=False)
-    cpu = _unet(dtype=np.float64)
+    cpu = _unet()
     hist_cpu = train(cpu, train_set, val_set, cfg, out_dir=tmp_path / "cpu", log=lambda s: None)
     fake_cupy.install(monkeypatch)
-    gpu = _unet(dtype=np.float64).to("gpu")
+    gpu = _unet().to("gpu")
     fake_cupy.log.clear()
     hist_gpu = train(gpu, train_set, val_set, cfg, out_dir=tmp_path / "gpu", log=lambda s: None)
     for a, b in zip(hist_gpu.epochs, hist_cpu.epochs):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-12) and a["val_miou"] == b["val_miou"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["val_miou"] == pytest.approx(b["val_miou"], abs=1e-9)
     # what came back to the host: one (K, K) matrix per validation, the checkpoints' host copies, nothing else
     moved = fake_cupy.log.where("to_host")
     assert moved.pop("metrics.SegmentationMetrics.cm") == 2
@@ -126,13 +126,13 @@ def test_training_on_the_device_matches_the_cpu_and_checkpoints_cross_devices(mo
     for k, v in gpu.state_dict().items():
         np.testing.assert_array_equal(saved[k], backend.to_numpy(v), err_msg=k)
     for k, v in cpu.state_dict().items():
-        np.testing.assert_allclose(saved[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
+        np.testing.assert_allclose(saved[k], v, rtol=1e-4, atol=1e-6, err_msg=k)
 
-    on_cpu, meta = load_checkpoint(tmp_path / "gpu" / "last.npz", dtype=np.float64)
-    on_gpu, _ = load_checkpoint(tmp_path / "cpu" / "last.npz", dtype=np.float64, device="gpu")
+    on_cpu, meta = load_checkpoint(tmp_path / "gpu" / "last.npz")
+    on_gpu, _ = load_checkpoint(tmp_path / "cpu" / "last.npz", device="gpu")
     assert on_cpu.device == "cpu" and on_gpu.device == "gpu" and meta["epoch"] == 2
     assert all(isinstance(v, np.ndarray) for v in on_cpu.state_dict().values())
-    restored = _unet(seed=9, dtype=np.float64).to("gpu")
+    restored = _unet(seed=9).to("gpu")
     restore_checkpoint(restored, tmp_path / "cpu" / "last.npz")
     for k, v in cpu.state_dict().items():
         np.testing.assert_array_equal(backend.to_numpy(on_gpu.state_dict()[k]), v, err_msg=k)
@@ -191,3 +191,24 @@ def test_the_commands_run_on_the_device(tiny_dir, tmp_path, monkeypatch, capsys)
     assert train_g["miou"] == pytest.approx(train_c["miou"], abs=1e-6)
     assert eval_g["miou"] == pytest.approx(eval_c["miou"], abs=1e-6)
     np.testing.assert_array_equal(mask_g, mask_c)
+
+
+def test_optimizer_state_saves_as_host_copies_and_loads_onto_the_device(monkeypatch):
+    from minseg.optim import Adam  # noqa: PLC0415
+
+    fake_cupy.install(monkeypatch)
+    model = _unet().to("gpu")
+    opt = Adam(model.parameters(), lr=1e-3)
+    for p in model.parameters():
+        p.grad = p.data * 0.5
+    opt.step()
+    saved = opt.state_dict()
+    buffers = [v for st in saved["state"] for v in st.values() if hasattr(v, "shape")]
+    assert buffers and all(isinstance(v, np.ndarray) for v in buffers)
+    again = Adam(_unet().to("gpu").parameters(), lr=1e-3)
+    again.load_state_dict(saved)
+    for st, st2 in zip(opt.state, again.state):
+        for k, v in st.items():
+            if hasattr(v, "shape"):
+                assert backend.is_cupy_array(st2[k]), k
+                np.testing.assert_array_equal(backend.to_numpy(st2[k]), backend.to_numpy(v), err_msg=k)

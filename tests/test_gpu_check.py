@@ -26,7 +26,7 @@ def test_gpu_check_skips_without_gpu(tmp_path):
     assert result["status"] == "skipped"
     assert "cupy" in result["reason"]
     assert result["reason"] in proc.stdout
-    assert len(result["skipped"]) == 3
+    assert len(result["skipped"]) == 4
 
 
 def test_gpu_check_step_configs_build_and_give_gradients():
@@ -48,3 +48,47 @@ def test_gpu_check_step_configs_build_and_give_gradients():
         assert all(g.dtype == np.float64 for g in grads.values())
     assert gpu_check.rel_diff(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
     assert gpu_check.rel_diff(np.array([1.0, 2.5]), np.array([1.0, 2.0])) == pytest.approx(0.25)
+
+
+def test_gpu_check_comparisons_pass_on_the_strict_fake_device(monkeypatch):
+    """The check's GPU-vs-CPU comparisons, run on the fake GPU of tests/fake_cupy.py (NumPy under CuPy's rules).
+
+    This checks the comparison code itself (devices, transfers, tolerances) where no GPU is present; the
+    numbers on a real GPU come from running the script there.
+    """
+    import fake_cupy  # noqa: PLC0415
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import gpu_check  # noqa: PLC0415
+
+    fake_cupy.install(monkeypatch)
+    step = gpu_check.compare_step("unet", {"num_classes": 4, "in_channels": 3, "base_width": 4, "depth": 2},
+                                  size=16)
+    assert step["ok"] and step["n_grads"] > 0 and not step["grads_missing_on_one_side"], step
+    loop = gpu_check.compare_training()
+    assert loop["ok"], loop
+    assert len(loop["losses_gpu"]) == 2 and loop["checkpoint_weights_rel_diff"] == 0.0
+
+
+@pytest.mark.slow
+def test_the_whole_gpu_check_runs_on_the_strict_fake_device(monkeypatch, tmp_path, capsys):
+    """Every step of the check's GPU path (but PyTorch CUDA, and the CuPy test cases stubbed) on the fake GPU.
+
+    A dry run where no GPU is present, so that the one run on a real GPU does not stop at a bug in the script.
+    """
+    import fake_cupy  # noqa: PLC0415
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import gpu_check  # noqa: PLC0415
+
+    fake_cupy.install(monkeypatch)
+    monkeypatch.setattr(gpu_check, "run_gpu_tests", lambda timeout_s: {"ok": True, "returncode": 0, "seconds": 0.0,
+                                                                       "summary": "not run in the dry run"})
+    monkeypatch.setattr(gpu_check._gpu_time, "__defaults__", (1, 0))    # one timed call, no warm-up
+    out = tmp_path / "check.json"
+    assert gpu_check.main(["--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["status"] == "ran" and result["ok"] and not result["errors"], result
+    assert [r["op"] for r in result["timings"]][-1].startswith("U-Net step")
+    assert all(s["max_grad_rel_diff"] <= gpu_check.TOLERANCE for s in result["training_step"])
+    assert "gpu_check: PASS" in capsys.readouterr().out

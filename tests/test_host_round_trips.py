@@ -289,3 +289,19 @@ def test_prediction_and_metrics_on_the_strict_device_move_one_matrix(monkeypatch
     assert dict(fake_cupy.log.where("to_host")) == {"metrics.SegmentationMetrics.cm": 1}
     np.testing.assert_array_equal(got.cm, want.cm)
     assert scores == pytest.approx(want.compute(), nan_ok=True)
+
+
+def test_dropout_draws_its_mask_on_the_device(monkeypatch):
+    """Dropout's mask comes from the device's generator (``xp.random``), never from a host draw."""
+    from minseg.ops import dropout, dropout_backward  # noqa: PLC0415
+
+    fake_cupy.install(monkeypatch)
+    x = backend.to_device(np.ones((2, 3, 8, 8)), "gpu")
+    fake_cupy.log.clear()
+    y, cache = dropout(x, 0.5, training=True)
+    dx = dropout_backward(x, cache)
+    assert sum(fake_cupy.log.counts.values()) == 0, dict(fake_cupy.log.counts)
+    assert backend.is_cupy_array(y) and backend.is_cupy_array(cache.scale)
+    values = set(np.unique(backend.to_numpy(y)).tolist())
+    assert values == {0.0, 2.0}                                          # dropped, or kept and scaled by 1 / (1 - p)
+    np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(y))

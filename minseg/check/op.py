@@ -388,13 +388,9 @@ def _refusal_hints(spec, arrays, p, err) -> list:
 
 # --------------------------------------------------------------------------- convolution
 
-def _pads_same(H, W, k, d):
-    """PyTorch's padding='same' (stride 1): total d (k - 1), the extra pixel at the bottom / right."""
-    out = []
-    for n, kk, dd in ((H, k[0], d[0]), (W, k[1], d[1])):
-        total = dd * (kk - 1)
-        out.append((total // 2, total - total // 2))
-    return out
+def _pads_same(k, d):
+    """PyTorch's padding='same' (stride 1): ``d (k - 1)`` per axis, the odd pixel at the bottom / right."""
+    return [(dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2) for kk, dd in zip(k, d)]
 
 
 def _pads_tf_same(H, W, k, s, d):
@@ -429,7 +425,7 @@ def _conv2d(inp, p):
         else:
             if pair(p["stride"], "stride", "conv2d") != (1, 1):
                 raise ValueError(f"conv2d: padding='same' needs stride 1 (as in PyTorch), got {p['stride']!r}")
-            pads = _pads_same(*x.shape[2:], w.shape[2:], pair(p["dilation"], "dilation", "conv2d"))
+            pads = _pads_same(w.shape[2:], pair(p["dilation"], "dilation", "conv2d"))
         return _conv2d_padded(x, w, b, pads, p["stride"], p["dilation"], p["groups"])
     y, cache = ops.conv2d(x, w, b, stride=p["stride"], padding=p["padding"], dilation=p["dilation"],
                           groups=p["groups"])
@@ -467,9 +463,11 @@ def _diagnose_conv2d(ctx) -> list:
     except (ValueError, TypeError):
         alt = None
     if alt is not None and ctx.agrees(alt):
+        symmetric = all(a == b for a, b in pads)
+        why = (f"that is padding={(pads[0][0], pads[1][0])}, not the padding the params give" if symmetric else
+               "the odd pixel at the bottom / right, which a symmetric PyTorch padding cannot express")
         out.append(f"the output matches TensorFlow's padding='SAME': {pads[0]} rows and {pads[1]} columns "
-                   "(top, bottom), (left, right), the odd pixel at the bottom / right, which a symmetric "
-                   "PyTorch padding cannot express")
+                   f"(top, bottom), (left, right); {why}")
     return out
 
 
@@ -678,7 +676,12 @@ def _tf1_matrix(in_size, out_size):
 
     ``src = dst * in / out`` (no half-pixel offset), ``i0 = floor(src)``,
     ``i1 = min(i0 + 1, in - 1)``, ``lambda = src - i0``: the output grid is
-    anchored at the top-left corner, so the image shifts by half a pixel.
+    anchored at the top-left corner, ``0.5 * (1 - in / out)`` input pixels
+    from PyTorch's ``(dst + 0.5) * in / out - 0.5``. Used as a diagnosis only.
+
+    Returns
+    -------
+    A : ndarray of float64, shape (out_size, in_size), ``y = A @ x`` along the axis
     """
     src = np.arange(out_size) * (in_size / out_size)                          # (out,)
     i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
@@ -712,8 +715,9 @@ def _diagnose_bilinear(ctx) -> list:
     if ctx.agrees({"output": tf1}):
         out.append("the output matches TensorFlow 1's asymmetric resize (tf.compat.v1.image.resize_bilinear with "
                    "align_corners=False, half_pixel_centers=False): src = dst * in / out, no half-pixel offset, "
-                   "so the image shifts by half an input pixel towards the top-left; in TF 2 use tf.image.resize "
-                   "(half-pixel centres), which agrees with align_corners=False")
+                   "so it samples 0.5 * (1 - in / out) input pixels further down / right and the content shifts "
+                   "towards the top-left; TF 2's tf.image.resize (half-pixel centres) agrees with "
+                   "align_corners=False")
     if p["scale_factor"] is not None:
         flip = not p.get("recompute_scale_factor")
         alt = ctx.try_forward(recompute_scale_factor=flip)

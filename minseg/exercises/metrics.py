@@ -265,13 +265,13 @@ def _random_image(rng, H=12, W=14):
         sid += 1
     gt = _paint((H, W), rects, fill=1)
     void = np.zeros((H, W), dtype=bool)
-    for sid_, r0, r1, c0, c1 in rects[-2:]:                                # VOID on the right edge of two
+    for _, r0, r1, c0, c1 in rects[-2:]:                                   # VOID on the right edge of two
         if rng.random() < 0.6:
             void[r0:r1, c1 - 1] = True
     gt[void] = 0
     gt_segs = [s for s in segs if (gt == s.id).any()]
     prects, psegs, pid = [], [Segment(100, 0)], 101
-    for s, (sid_, r0, r1, c0, c1) in zip(segs[1:], rects):                # segs[0] is the background
+    for s, (_, r0, r1, c0, c1) in zip(segs[1:], rects):                    # segs[0] is the background
         if rng.random() < 0.15:
             continue                                                       # missed
         dr, dc = (int(v) for v in rng.integers(-1, 2, size=2))

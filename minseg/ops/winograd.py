@@ -98,7 +98,7 @@ from ..shapes import (
 )
 from .conv import Conv2dCache
 
-__all__ = ["conv2d_winograd", "conv2d_winograd_backward", "winograd_applies", "winograd_matrices"]
+__all__ = ["conv2d_winograd", "conv2d_winograd_backward", "winograd_applies", "winograd_matrices", "winograd_work_size"]
 
 
 # --------------------------------------------------------------------------- the transform matrices
@@ -199,13 +199,26 @@ def _work(xp, buf, shape, dtype):
     return xp.empty(shape, dtype=dtype)
 
 
+# --------------------------------------------------------------------------- the layout: phases and wide tile rows
+#
+# The transforms add slices of the padded input shifted by whole pixels. NumPy adds long contiguous
+# runs of memory several times faster than short strided ones, so the padded input is stored split
+# by phase: pixel (m q + r, m p + s) of the padded image lives at x_p[..., r, s, q, p], a grid of
+# (T_h + 1) x (T_w + 1) blocks per phase. Row i of tile (t_h, t_w) is then row block t_h + i // m
+# of phase i % m, and column j is column block t_w + j // m of phase j % m.
+#
+# As in conv.py's wide rows, the tiles are numbered t = t_h * (T_w + 1) + t_w over rows T_w + 1
+# tiles wide, so that "one block to the right" is "one position further" in a flat array and every
+# slice is one long run. The last tile of each row (t_w = T_w) reads values wrapped around from the
+# next row: its outputs are dropped and its gradient is zero, so it adds exactly nothing.
+
 def _tiles(H_out: int, W_out: int, m: int):
     """Number of tiles per axis, ``(ceil(H_out / m), ceil(W_out / m))``."""
     return -(-H_out // m), -(-W_out // m)
 
 
 def _phase_range(pad: int, size: int, phase: int, m: int, blocks: int):
-    """Blocks ``q`` with padded position ``m*q + phase`` inside the data ``[pad, pad + size)``.
+    """Blocks ``q`` whose padded position ``m*q + phase`` lies in the data ``[pad, pad + size)``.
 
     Returns ``(q_lo, q_hi, first)``: data positions ``first, first + m, ...`` go to blocks
     ``q_lo ... q_hi - 1``. Outside that range the padded position is a zero.
@@ -215,49 +228,46 @@ def _phase_range(pad: int, size: int, phase: int, m: int, blocks: int):
     return q_lo, max(q_lo, q_hi), m * q_lo + phase - pad
 
 
-# --------------------------------------------------------------------------- padding, with columns split by phase
-#
-# The input transform adds slices of the padded input shifted by whole pixels. Along the rows
-# (axis H) such a slice, rows i, i + m, i + 2m, ..., is a strided view whose rows are contiguous.
-# Along the columns it would be strided element by element, which NumPy adds several times more
-# slowly. So the padded input is stored with its columns grouped by phase: column m*q + s of the
-# padded image lives at [..., s, q]. Then the j-th column slice of every tile is the contiguous
-# run [..., j % m, j // m : j // m + T_w].
-
 def _pad_split(x, padding, m, T_h, T_w):
-    """Zero-pad ``x`` and group its columns by phase.
+    """Zero-pad ``x`` and split it by phase.
 
-    x : (n, C, H, W) -> x_p (C, n, m*(T_h+1), m, T_w+1) with
-    ``x_p[c, n, h, s, q] = x_pad[n, c, h, m*q + s]``, ``x_pad`` being ``x`` with ``padding``
+    x : (n, C, H, W) -> x_p (C, n, m, m, T_h+1, T_w+1) with
+    ``x_p[c, n, r, s, q, p] = x_pad[n, c, m*q + r, m*p + s]``, ``x_pad`` being ``x`` with ``padding``
     zeros on the top / left and enough zeros on the bottom / right for every tile.
     """
     xp = get_array_module(x)
     n, C, H, W = x.shape
     ph, pw = padding
-    x_p = xp.zeros((C, n, m * (T_h + 1), m, T_w + 1), dtype=x.dtype)
+    x_p = xp.zeros((C, n, m, m, T_h + 1, T_w + 1), dtype=x.dtype)
     x_t = x.transpose(1, 0, 2, 3)  # (C, n, H, W), a view
-    for s in range(m):
-        q_lo, q_hi, w0 = _phase_range(pw, W, s, m, T_w + 1)
-        if q_hi > q_lo:
-            x_p[:, :, ph:ph + H, s, q_lo:q_hi] = x_t[:, :, :, steps(w0, q_hi - q_lo, m)]
+    for r in range(m):
+        qh_lo, qh_hi, h0 = _phase_range(ph, H, r, m, T_h + 1)
+        for s in range(m):
+            qw_lo, qw_hi, w0 = _phase_range(pw, W, s, m, T_w + 1)
+            if qh_hi > qh_lo and qw_hi > qw_lo:
+                x_p[:, :, r, s, qh_lo:qh_hi, qw_lo:qw_hi] = \
+                    x_t[:, :, steps(h0, qh_hi - qh_lo, m), steps(w0, qw_hi - qw_lo, m)]
     return x_p
 
 
 def _unsplit_crop(dx_p, x_shape, padding):
-    """The adjoint of ``_pad_split``: columns back in order, the padding dropped.
+    """The adjoint of ``_pad_split``: phases back in place, the padding dropped.
 
-    dx_p : (C, n, Hp, m, T_w+1) -> dx (n, C, H, W), a new array.
+    dx_p : (C, n, m, m, T_h+1, T_w+1) -> dx (n, C, H, W), a new array.
     """
     xp = get_array_module(dx_p)
     n, C, H, W = x_shape
     ph, pw = padding
-    m, blocks = dx_p.shape[3], dx_p.shape[4]
+    m, Bh, Bw = dx_p.shape[2], dx_p.shape[4], dx_p.shape[5]
     dx = xp.empty((n, C, H, W), dtype=dx_p.dtype)
     dx_t = dx.transpose(1, 0, 2, 3)  # (C, n, H, W), a view
-    for s in range(m):
-        q_lo, q_hi, w0 = _phase_range(pw, W, s, m, blocks)
-        if q_hi > q_lo:
-            dx_t[:, :, :, steps(w0, q_hi - q_lo, m)] = dx_p[:, :, ph:ph + H, s, q_lo:q_hi]
+    for r in range(m):
+        qh_lo, qh_hi, h0 = _phase_range(ph, H, r, m, Bh)
+        for s in range(m):
+            qw_lo, qw_hi, w0 = _phase_range(pw, W, s, m, Bw)
+            if qh_hi > qh_lo and qw_hi > qw_lo:
+                dx_t[:, :, steps(h0, qh_hi - qh_lo, m), steps(w0, qw_hi - qw_lo, m)] = \
+                    dx_p[:, :, r, s, qh_lo:qh_hi, qw_lo:qw_hi]
     return dx
 
 
@@ -283,66 +293,71 @@ def _kernel_transform_adjoint(dU, G):
     return G.T @ dU4 @ G                                                    # (C_out, C, 3, 3)
 
 
-def _input_transform(x_p, BT, m, T_h, T_w, out):
-    """``V[k, l, c, (n, t_h, t_w)] = (B^T d B)[k, l]`` for every tile ``d`` of the padded input.
+def _input_transform(x_p, BT, T_h, T_w, out):
+    """``V[k, l, c, (n, t)] = (B^T d B)[k, l]`` for every tile ``d`` of the padded input.
 
-    x_p : (C, n, m*(T_h+1), m, T_w+1) from ``_pad_split``; tile ``(t_h, t_w)`` is rows
-    ``m t_h ... m t_h + a - 1`` and columns ``m t_w ... m t_w + a - 1``.
-    out : (a*a, C, n*T_h*T_w), written.
+    x_p : (C, n, m, m, T_h+1, T_w+1) from ``_pad_split``.
+    out : (a*a, C, n*F), written; ``F = T_h * (T_w+1)`` tiles per sample, on wide tile rows.
 
-    Rows first: ``R_k = sum_i B^T[k, i] x_pad[rows m t_h + i]`` (C, n, T_h, m, T_w+1); then
-    columns: ``V[k, l] = sum_j B^T[l, j] R_k[columns m t_w + j]``.
+    Rows first: ``R_k = sum_i B^T[k, i] x_pad[rows m t_h + i]``, (C, n, m, F) plus one zero at the
+    end of each phase; then columns: ``V[k, l] = sum_j B^T[l, j] R_k[columns m t_w + j]``.
     """
     xp = get_array_module(x_p)
     a = BT.shape[0]
-    C, n = x_p.shape[:2]
-    V = out.reshape(a, a, C, n, T_h, T_w)                                 # (a, a, C, n, T_h, T_w), a view
-    rows = [x_p[:, :, steps(i, T_h, m)] for i in range(a)]                # a x (C, n, T_h, m, T_w+1), views
-    R = xp.empty(rows[0].shape, dtype=x_p.dtype)
+    C, n, m = x_p.shape[:3]
+    F = T_h * (T_w + 1)
+    V = out.reshape(a, a, C, n, F)                                        # (a, a, C, n, F), a view
+    rows = [x_p[:, :, i % m, :, i // m:i // m + T_h] for i in range(a)]  # a x (C, n, m, T_h, T_w+1), views
+    R = xp.empty((C, n, m, F + 1), dtype=x_p.dtype)
+    R[..., F] = 0                                                         # read only by the last, dropped tile
+    R_rows = R[..., :F].reshape(C, n, m, T_h, T_w + 1)                   # (C, n, m, T_h, T_w+1), a view
     for k in range(a):
-        _lincomb(xp, BT[k], rows, R)
-        cols = [R[:, :, :, j % m, j // m:j // m + T_w] for j in range(a)]  # a x (C, n, T_h, T_w), views
+        _lincomb(xp, BT[k], rows, R_rows)
+        cols = [R[:, :, j % m, j // m:j // m + F] for j in range(a)]     # a x (C, n, F), views
         for l in range(a):
             _lincomb(xp, BT[l], cols, V[k, l])
     return out
 
 
-def _input_transform_adjoint(dV, BT, m, T_h, T_w, x_p_shape):
+def _input_transform_adjoint(dV, BT, T_h, T_w, x_p_shape):
     """The adjoint of ``_input_transform``: ``B dV B^T`` of every tile, added onto the padded input.
 
-    dV : (a*a, C, n*T_h*T_w) -> dx_p (C, n, m*(T_h+1), m, T_w+1), overlapping tiles summed.
+    dV : (a*a, C, n*F) -> dx_p (C, n, m, m, T_h+1, T_w+1), the overlapping tiles summed.
     """
     xp = get_array_module(dV)
     a = BT.shape[0]
-    C, n = x_p_shape[:2]
-    dV6 = dV.reshape(a, a, C, n, T_h, T_w)                                # (a, a, C, n, T_h, T_w)
+    C, n, m = x_p_shape[:3]
+    F = T_h * (T_w + 1)
+    dV5 = dV.reshape(a, a, C, n, F)                                       # (a, a, C, n, F)
     dx_p = xp.zeros(x_p_shape, dtype=dV.dtype)
-    dR = xp.empty((C, n, T_h, m, T_w + 1), dtype=dV.dtype)
+    dR = xp.empty((C, n, m, F + 1), dtype=dV.dtype)
+    dR_rows = dR[..., :F].reshape(C, n, m, T_h, T_w + 1)                 # (C, n, m, T_h, T_w+1), a view
     for k in range(a):
         dR[...] = 0
         for j in range(a):   # columns: dR_k[columns m t_w + j] += sum_l B^T[l, j] dV[k, l]
             for l in range(a):
-                _axpy(xp, float(BT[l, j]), dV6[k, l], dR[:, :, :, j % m, j // m:j // m + T_w])
+                _axpy(xp, float(BT[l, j]), dV5[k, l], dR[:, :, j % m, j // m:j // m + F])
         for i in range(a):   # rows: x_pad[rows m t_h + i] += B^T[k, i] dR_k
             # one slice has no repeated rows: a plain += is exact here
-            _axpy(xp, float(BT[k, i]), dR, dx_p[:, :, steps(i, T_h, m)])
+            _axpy(xp, float(BT[k, i]), dR_rows, dx_p[:, :, i % m, :, i // m:i // m + T_h])
     return dx_p
 
 
 def _output_transform(M, AT, n, T_h, T_w, H_out, W_out):
     """``y[n, o, m t_h + u, m t_w + v] = (A^T M A)[u, v]`` per tile, cropped to (H_out, W_out).
 
-    M : (a*a, C_out, n*T_h*T_w) -> y (n, C_out, H_out, W_out), a view of a new array.
+    M : (a*a, C_out, n*F) on wide tile rows -> y (n, C_out, H_out, W_out), a view of a new array.
     Columns first: ``S[k, v] = sum_l A^T[v, l] M[k, l]``; then rows: ``Y[u, v] = sum_k A^T[u, k] S[k, v]``.
     """
     xp = get_array_module(M)
     m, a = AT.shape
     C_out = M.shape[1]
-    M5 = M.reshape(a, a, C_out, n, T_h, T_w)                              # (a, a, C_out, n, T_h, T_w)
-    S = xp.empty((a, m, C_out, n, T_h, T_w), dtype=M.dtype)
+    M5 = M.reshape(a, a, C_out, n, T_h * (T_w + 1))                       # (a, a, C_out, n, F)
+    S = xp.empty((a, m, C_out, n, T_h * (T_w + 1)), dtype=M.dtype)
     for k in range(a):
         for v in range(m):
             _lincomb(xp, AT[v], M5[k], S[k, v])
+    S = S.reshape(a, m, C_out, n, T_h, T_w + 1)[..., :T_w]               # (a, m, C_out, n, T_h, T_w), extra tiles dropped
     y = xp.empty((n, C_out, T_h, m, T_w, m), dtype=M.dtype)
     for u in range(m):
         for v in range(m):   # written straight into the interleaved output: y[n, o, m t_h + u, m t_w + v]
@@ -353,25 +368,28 @@ def _output_transform(M, AT, n, T_h, T_w, H_out, W_out):
 def _output_transform_adjoint(dy, AT, T_h, T_w):
     """The adjoint of ``_output_transform``: ``dM[k, l] = (A dY A^T)[k, l]`` per tile.
 
-    dy : (n, C_out, H_out, W_out) -> dM (a*a, C_out, n*T_h*T_w); the cropped outputs get zero gradient.
+    dy : (n, C_out, H_out, W_out) -> dM (a*a, C_out, n*F) on wide tile rows; cropped outputs and
+    the extra tile of each row get zero gradient.
     """
     xp = get_array_module(dy)
     m, a = AT.shape
     n, C_out, H_out, W_out = dy.shape
-    dY = xp.zeros((m, m, C_out, n, T_h, T_w), dtype=dy.dtype)             # dY[u, v] for each tile
+    F = T_h * (T_w + 1)
+    dY = xp.zeros((m, m, C_out, n, T_h, T_w + 1), dtype=dy.dtype)        # dY[u, v] for each tile
     for u in range(m):
         for v in range(m):
             H_u, W_v = -(-(H_out - u) // m), -(-(W_out - v) // m)          # tiles whose (u, v) output exists
             dY[u, v, :, :, :H_u, :W_v] = dy[:, :, u::m, v::m].transpose(1, 0, 2, 3)
-    dS = xp.empty((a, m, C_out, n, T_h, T_w), dtype=dy.dtype)
+    dY = dY.reshape(m, m, C_out, n, F)                                    # (m, m, C_out, n, F)
+    dS = xp.empty((a, m, C_out, n, F), dtype=dy.dtype)
     for k in range(a):       # rows: dS[k, v] = sum_u A^T[u, k] dY[u, v]
         for v in range(m):
             _lincomb(xp, AT[:, k], dY[:, v], dS[k, v])
-    dM = xp.empty((a, a, C_out, n, T_h, T_w), dtype=dy.dtype)
+    dM = xp.empty((a, a, C_out, n, F), dtype=dy.dtype)
     for k in range(a):       # columns: dM[k, l] = sum_v A^T[v, l] dS[k, v]
         for l in range(a):
             _lincomb(xp, AT[:, l], dS[k], dM[k, l])
-    return dM.reshape(a * a, C_out, n * T_h * T_w)                        # (a*a, C_out, n*T_h*T_w)
+    return dM.reshape(a * a, C_out, n * F)                                # (a*a, C_out, n*F)
 
 
 # --------------------------------------------------------------------------- the Winograd path
@@ -380,8 +398,8 @@ def _conv2d_winograd(x, w, stride, padding, dilation, groups, buf=None, m=2):
     """Winograd F(m x m, 3x3) convolution without bias. x: (n, C, H, W), w: (C_out, C, 3, 3) -> (n, C_out, H_out, W_out).
 
     ``stride``, ``dilation`` must be (1, 1) and ``groups`` 1 (``winograd_applies``); ``padding`` is a pair.
-    ``buf`` : optional C-contiguous work array of x's dtype with at least ``(m+2)^2 * C * n * T_h * T_w``
-    elements (``T = ceil(out / m)`` tiles per axis) that holds ``V``; a new one is made otherwise.
+    ``buf`` : optional C-contiguous work array of x's dtype with at least ``winograd_work_size(...)``
+    elements, which holds ``V``; a new one is made otherwise.
     """
     assert winograd_applies(w.shape[2:], stride, dilation, groups), "the Winograd path is 3x3, stride 1, groups 1"
     xp = get_array_module(x, w)
@@ -390,10 +408,11 @@ def _conv2d_winograd(x, w, stride, padding, dilation, groups, buf=None, m=2):
     a = m + 2
     H_out, W_out = H + 2 * padding[0] - 2, W + 2 * padding[1] - 2
     T_h, T_w = _tiles(H_out, W_out, m)
+    P = n * T_h * (T_w + 1)                                               # tiles, on wide tile rows
     U = _kernel_transform(w, G)                                           # (a*a, C_out, C)
-    V = _input_transform(_pad_split(x, padding, m, T_h, T_w), BT, m, T_h, T_w,
-                         _work(xp, buf, (a * a, C, n * T_h * T_w), x.dtype))  # (a*a, C, n*T_h*T_w)
-    M = xp.matmul(U, V)                                                   # (a*a, C_out, n*T_h*T_w): the GEMMs
+    V = _input_transform(_pad_split(x, padding, m, T_h, T_w), BT, T_h, T_w,
+                         _work(xp, buf, (a * a, C, P), x.dtype))         # (a*a, C, P)
+    M = xp.matmul(U, V)                                                   # (a*a, C_out, P): the GEMMs
     return _output_transform(M, AT, n, T_h, T_w, H_out, W_out)            # (n, C_out, H_out, W_out)
 
 
@@ -410,15 +429,22 @@ def _conv2d_backward_winograd(dy, x, w, stride, padding, dilation, groups, buf=N
     a = m + 2
     H_out, W_out = dy.shape[2:]
     T_h, T_w = _tiles(H_out, W_out, m)
-    x_p = _pad_split(x, padding, m, T_h, T_w)                             # (C, n, Hp, m, T_w+1)
-    V = _input_transform(x_p, BT, m, T_h, T_w, _work(xp, buf, (a * a, C, n * T_h * T_w), x.dtype))
-    dM = _output_transform_adjoint(dy, AT, T_h, T_w)                      # (a*a, C_out, n*T_h*T_w)
+    P = n * T_h * (T_w + 1)
+    x_p = _pad_split(x, padding, m, T_h, T_w)                             # (C, n, m, m, T_h+1, T_w+1)
+    V = _input_transform(x_p, BT, T_h, T_w, _work(xp, buf, (a * a, C, P), x.dtype))  # (a*a, C, P)
+    dM = _output_transform_adjoint(dy, AT, T_h, T_w)                      # (a*a, C_out, P)
     dU = xp.matmul(dM, V.transpose(0, 2, 1))                              # (a*a, C_out, C): the GEMMs of dw
     dw = _kernel_transform_adjoint(dU, G)                                 # (C_out, C, 3, 3)
     U = _kernel_transform(w, G)                                           # (a*a, C_out, C)
-    dV = xp.matmul(U.transpose(0, 2, 1), dM, out=V)                       # (a*a, C, n*T_h*T_w), reusing V
-    dx = _unsplit_crop(_input_transform_adjoint(dV, BT, m, T_h, T_w, x_p.shape), x.shape, padding)
+    dV = xp.matmul(U.transpose(0, 2, 1), dM, out=V)                       # (a*a, C, P), reusing V
+    dx = _unsplit_crop(_input_transform_adjoint(dV, BT, T_h, T_w, x_p.shape), x.shape, padding)
     return dx, dw.reshape(C_out, C * 9).T[None]                           # (n, C, H, W), (1, C*9, C_out)
+
+
+def winograd_work_size(n: int, C: int, H_out: int, W_out: int, m: int = 2) -> int:
+    """Elements of the work buffer ``V`` of a chunk of ``n`` samples: ``(m+2)^2 * C * n * T_h * (T_w+1)``."""
+    T_h, T_w = _tiles(H_out, W_out, m)
+    return (m + 2) ** 2 * C * n * T_h * (T_w + 1)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -445,9 +471,8 @@ def _check_winograd_args(op, x, w, b, padding, m):
 
 def _chunks(N, C, H_out, W_out, m, itemsize):
     """Sample ranges whose ``V`` is about ``shapes.CHUNK_BYTES``, and the largest chunk's size."""
-    T_h, T_w = _tiles(H_out, W_out, m)
-    nc = chunk_size(N, (m + 2) ** 2 * C * T_h * T_w * itemsize)
-    return [(n0, min(N, n0 + nc)) for n0 in range(0, N, nc)], (m + 2) ** 2 * C * nc * T_h * T_w
+    nc = chunk_size(N, winograd_work_size(1, C, H_out, W_out, m) * itemsize)
+    return [(n0, min(N, n0 + nc)) for n0 in range(0, N, nc)], winograd_work_size(nc, C, H_out, W_out, m)
 
 
 def conv2d_winograd(x, w, b=None, *, padding=0, m=2):
