@@ -55,5 +55,6 @@ from . import pyramid  # noqa: F401,E402
 from . import unet  # noqa: F401,E402
 from . import metrics  # noqa: F401,E402
 from . import gpu  # noqa: F401,E402
+from . import checking  # noqa: F401,E402
 
 __all__ = ["check", "names", "get", "Result", "Case", "Output", "exercise", "backward_case", "describe_wrong"]

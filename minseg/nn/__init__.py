@@ -15,7 +15,7 @@ from .batchnorm import BatchNorm2d
 from .blocks import (ConvBNReLU, center_crop_offsets, concat, crop, crop_backward, pad_to, pad_to_backward,
                      split)
 from .layers import (Conv2d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear, MaxPool2d,
-                     MaxUnpool2d, ReLU, SeparableConv2d, Sequential, Upsample)
+                     MaxUnpool2d, ModuleList, ReLU, SeparableConv2d, Sequential, Upsample)
 from .module import LoadResult, Module, Parameter, kaiming_normal, make_rng
 from .pyramid import AdaptiveAvgPool2d, AdaptiveMaxPool2d, SpatialPyramidPool
 
@@ -23,7 +23,7 @@ __all__ = [
     "Module", "Parameter", "LoadResult", "make_rng", "kaiming_normal",
     "Conv2d", "ConvTranspose2d", "SeparableConv2d", "Linear",
     "MaxPool2d", "MaxUnpool2d", "Upsample", "GlobalAvgPool2d",
-    "ReLU", "Dropout", "Flatten", "Identity", "Sequential", "BatchNorm2d",
+    "ReLU", "Dropout", "Flatten", "Identity", "Sequential", "ModuleList", "BatchNorm2d",
     "ConvBNReLU", "concat", "split", "crop", "crop_backward", "center_crop_offsets", "pad_to", "pad_to_backward",
 ]
 __all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "SpatialPyramidPool"]

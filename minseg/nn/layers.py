@@ -40,7 +40,7 @@ from .module import Module, Parameter, as_dtype, kaiming_normal, make_rng
 __all__ = [
     "Conv2d", "ConvTranspose2d", "SeparableConv2d", "Linear",
     "MaxPool2d", "MaxUnpool2d", "Upsample", "GlobalAvgPool2d",
-    "ReLU", "Dropout", "Flatten", "Identity", "Sequential",
+    "ReLU", "Dropout", "Flatten", "Identity", "Sequential", "ModuleList",
 ]
 
 
@@ -491,3 +491,39 @@ class Sequential(Module):
         for layer in reversed(list(self._children.values())):
             dy = layer.backward(dy)
         return dy
+
+
+class ModuleList(Module):
+    """A list of modules a model indexes itself (``self.enc[i]``): registered, but with no forward of its own.
+
+    Children are named "0", "1", ... like ``Sequential``'s, so a U-Net's
+    state-dict keys read ``"enc.2.0.weight"``; the model decides how the
+    modules are wired (skips, poolings in between), which ``Sequential``
+    cannot express.
+    """
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: expected a Module, got {type(module).__name__} at position {len(self)}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+    def __getitem__(self, i):
+        return list(self._children.values())[i]
+
+    def __iter__(self):
+        return iter(self._children.values())
+
+    def forward(self, x):
+        raise TypeError("ModuleList: a list of modules has no forward pass; index it (self.enc[i].forward(x))")
+
+    def backward(self, dy):
+        raise TypeError("ModuleList: a list of modules has no backward pass; index it (self.enc[i].backward(dy))")
