@@ -66,8 +66,8 @@ def _rf_cases(rng):
 ex_receptive_field = exercise(
     "receptive_field", reference=receptive_field, cases=_rf_cases,
     outputs=[Output("r", axes=("value",), spatial=None)], extract=_int_extract("receptive_field", "input pixels"),
-    spec="receptive_field(layers) -> r, layers a list of (kernel, stride, dilation) from the input up: "
-         "r = 1 + sum_l d_l (k_l - 1) * prod_{m<l} s_m")
+    spec="receptive_field(layers) -> r, an int: the receptive field along one axis, in input pixels, of the "
+         "stack layers = [(kernel, stride, dilation), ...] from the input up")
 
 
 @ex_receptive_field.mistake("receptive field without the dilation term (d_l (k_l - 1) computed as k_l - 1)",
@@ -132,8 +132,8 @@ ex_conv_output_size = exercise(
     "conv_output_size", reference=conv_output_size, cases=_size_cases,
     outputs=[Output("H_out", axes=("value",), spatial=None)],
     extract=_int_extract("conv_output_size", "the output length"),
-    spec="conv_output_size(size, kernel, stride=1, padding=0, dilation=1) -> "
-         "floor((size + 2p - d(k - 1) - 1) / s) + 1")
+    spec="conv_output_size(size, kernel, stride=1, padding=0, dilation=1) -> H_out, an int: the output "
+         "length of a convolution along one axis")
 
 
 @ex_conv_output_size.mistake("dilation ignored", hint="a k-tap kernel at rate d spans d(k - 1) + 1 input pixels, "
