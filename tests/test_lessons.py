@@ -78,6 +78,10 @@ def test_notebook_runs_top_to_bottom(path, version, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # The lessons' models are small: one BLAS thread multiplies their matrices faster than two that
+    # spin against each other (measured 12x per DeepLab step on a loaded 2-core machine), same results.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "1"))
     if version == "exercise":
         monkeypatch.setenv("MINSEG_LESSONS_QUICK", "1")
     else:
