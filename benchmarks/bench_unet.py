@@ -63,11 +63,8 @@ def torch_unet(model):
             return self.head(x)
 
     net = TorchUNet()
-    # both register their parameters in the same order: enc0..encD, then (up_i, dec_i) from the deepest level, head
-    torch_order = [*net.enc.parameters()]
-    for i in range(cfg["depth"] - 1, -1, -1):
-        torch_order += [*net.up[i].parameters(), *net.dec[i].parameters()]
-    torch_order += [*net.head.parameters()]
+    # both register their parameters in the same order: enc[0..D], up[0..D-1], dec[0..D-1], head
+    torch_order = list(net.parameters())
     ours = list(model.named_parameters())
     assert len(torch_order) == len(ours) == len(list(net.parameters()))
     with torch.no_grad():

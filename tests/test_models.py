@@ -112,8 +112,9 @@ def test_any_input_size(H, W):
 
 def test_unet_width_and_depth():
     m = UNet(5, base_width=8, depth=4)
-    assert [n for n, _ in m.named_children()][:3] == ["enc0", "pool1", "enc1"]
-    assert m.enc4[0][0].out_channels == 128 and m.up0.out_channels == 8
+    assert [n for n, _ in m.named_children()][:4] == ["pool", "enc", "up", "dec"]
+    assert len(m.enc) == m.config["depth"] + 1 and len(m.pool) == len(m.up) == len(m.dec) == m.config["depth"]
+    assert m.enc[4][0][0].out_channels == 128 and m.up[0].out_channels == 8
     assert m.forward(_x((2, 3, 21, 19)).astype(np.float32)).shape == (2, 5, 21, 19)
 
 
@@ -153,16 +154,16 @@ def test_fcn_transfer_from_classifier():
     with pytest.raises(ValueError, match="expected the classifier's widths"):
         FCN8s(3, in_channels=1, fc_channels=6, widths=(4, 6, 10), convs=1).load_pretrained(clf)
     deeplab = DeepLab(3, in_channels=1, output_stride=4, aspp_channels=4, **TINY_VGG).load_pretrained(clf)
-    np.testing.assert_array_equal(deeplab.backbone.stage3[0][0].weight.data, clf.backbone.stage3[0][0].weight.data)
+    np.testing.assert_array_equal(deeplab.backbone.stages[2][0][0].weight.data, clf.backbone.stages[2][0][0].weight.data)
 
 
 def test_fcn_upsampling_is_bilinear_and_final_one_fixed():
     m = FCN8s(3, rng=0, **TINY_VGG)
     names = {n for n, _ in m.named_parameters()}
-    assert "up2_0.weight" in names and "up2_1.weight" in names
+    assert "up2.0.weight" in names and "up2.1.weight" in names
     assert not any(n.startswith("upsample.") for n in names)  # the 8x upsampling is fixed
     assert "upsample.weight_fixed" in m.state_dict()
-    w = m.up2_0.weight.data
+    w = m.up2[0].weight.data
     assert np.all(w[0, 1] == 0) and np.allclose(w[0, 0], w[1, 1]) and w[0, 0].max() == pytest.approx(0.5625)
 
 
@@ -186,10 +187,10 @@ def test_segnet_decoder_uses_the_switches():
     m = SegNet(2, in_channels=1, widths=(3,), convs=1, rng=0, **F64)
     x = _x((1, 1, 6, 6))
     m.forward(x)
-    unpooled = m.unpool1.forward(m.pool1.forward(m.enc1.forward(x)), m.pool1.indices, m.pool1.input_size)
+    unpooled = m.unpool[0].forward(m.pool[0].forward(m.enc[0].forward(x)), m.pool[0].indices, m.pool[0].input_size)
     nonzero = unpooled != 0
     assert nonzero.reshape(1, 3, 3, 2, 3, 2).sum(axis=(3, 5)).max() == 1  # one value per 2x2 window
-    np.testing.assert_array_equal(unpooled[nonzero], m.enc1.forward(x)[nonzero])
+    np.testing.assert_array_equal(unpooled[nonzero], m.enc[0].forward(x)[nonzero])
 
 
 # --------------------------------------------------------------------------- registry and state

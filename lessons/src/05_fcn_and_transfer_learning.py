@@ -389,7 +389,7 @@ def fused_scores(model, x):
     feats = model.backbone.forward_features(x)
     score = model.score_fr.forward(model.fc7.forward(model.fc6.forward(feats[-1])))   # pool5's scores
     for j, stage in enumerate(model.taps):                                            # the skips
-        score = getattr(model, f"up2_{j}").forward(score) + getattr(model, f"score_pool{stage}").forward(feats[stage - 1])
+        score = model.up2[j].forward(score) + model.score_pool[j].forward(feats[stage - 1])
     return score
 
 

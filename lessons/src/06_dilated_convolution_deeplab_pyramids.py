@@ -317,7 +317,7 @@ aspp = ASPP(128, 64, rates=(2, 4, 6), image_pooling=True, rng=0, dtype=np.float6
 aspp.eval()
 feat = rng.standard_normal((2, 128, 8, 8))                   # (N, C, H/8, W/8)
 outs = []
-for j, branch in enumerate(aspp._branches()):
+for j, branch in enumerate(aspp.branches):
     o = branch.forward(feat)
     what = "1x1 conv" if j == 0 else f"3x3 conv, rate {aspp.rates[j - 1]}"
     print(f"b{j}: {what:<22} -> {o.shape}   {branch.num_parameters():>7,} parameters")

@@ -178,9 +178,10 @@ del paper_like
 
 # %% [markdown]
 # (Padding changes no parameter count, so the second line is also the paper's network's count.)
-# The forward pass, one module at a time, printing each output's shape: the encoder `enc0..enc3` with
-# poolings `pool1..pool3` between them, then for each level up the transposed convolution `up_i`, the
-# concatenation with the copy `skip_i`, and `dec_i`:
+# The forward pass, one module at a time, printing each output's shape: the encoder `model.enc[0..3]`
+# with the poolings `model.pool[0..2]` between them, then for each level `i` up the transposed
+# convolution `model.up[i]`, the concatenation with the copy `skip_i`, and `model.dec[i]` (the printed
+# names `enc0`, `pool1`, `up0`, ... label those outputs):
 
 # %%
 def walk(model, x, fix=None, verbose=True):
@@ -196,17 +197,17 @@ def walk(model, x, fix=None, verbose=True):
     show(f"{'input':<26} {str(x.shape):<17}")
     for i in range(D + 1):
         if i > 0:
-            h = outs[f"pool{i}"] = getattr(model, f"pool{i}").forward(h)
+            h = outs[f"pool{i}"] = model.pool[i - 1].forward(h)
             show(f"{f'pool{i}':<26} {str(h.shape):<17} size / 2")
         c_in = h.shape[1]
-        h = outs[f"enc{i}"] = getattr(model, f"enc{i}").forward(h)
+        h = outs[f"enc{i}"] = model.enc[i].forward(h)
         show(f"{f'enc{i}':<26} {str(h.shape):<17} channels {c_in} -> {h.shape[1]}")
     for i in range(D - 1, -1, -1):
         skip, c_in = outs[f"enc{i}"], h.shape[1]
         if fix is None:
-            up = getattr(model, f"up{i}").forward(h, output_size=skip.shape[2:])   # the skip's exact size
+            up = model.up[i].forward(h, output_size=skip.shape[2:])   # the skip's exact size
         else:
-            up = getattr(model, f"up{i}").forward(h)                             # (H_in - 1) * 2 + 2 = 2 H_in
+            up = model.up[i].forward(h)                             # (H_in - 1) * 2 + 2 = 2 H_in
         outs[f"up{i}"] = up
         show(f"{f'up{i}':<26} {str(up.shape):<17} channels {c_in} -> {up.shape[1]}, size x 2")
         if fix == "crop":
@@ -219,7 +220,7 @@ def walk(model, x, fix=None, verbose=True):
         h, sizes = concat([skip, up])
         outs[f"concat{i}"] = h
         show(f"{f'concat(enc{i}, up{i})':<26} {str(h.shape):<17} channels {sizes[0]} + {sizes[1]} = {h.shape[1]}")
-        h = outs[f"dec{i}"] = getattr(model, f"dec{i}").forward(h)
+        h = outs[f"dec{i}"] = model.dec[i].forward(h)
         show(f"{f'dec{i}':<26} {str(h.shape):<17} channels {sizes[0] + sizes[1]} -> {h.shape[1]}")
     h = model.head.forward(h)
     show(f"{'head (1x1 conv)':<26} {str(h.shape):<17} one score per class and pixel")

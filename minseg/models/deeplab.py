@@ -5,7 +5,7 @@ import numpy as np
 
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.blocks import ConvBNReLU, concat, split
-from ..nn.layers import Conv2d, Dropout, GlobalAvgPool2d, ReLU, SeparableConv2d, Sequential, Upsample
+from ..nn.layers import Conv2d, Dropout, GlobalAvgPool2d, ModuleList, ReLU, SeparableConv2d, Sequential, Upsample
 from ..nn.module import Module, make_rng
 from ..ops.context import broadcast_to_size, broadcast_to_size_backward
 from .registry import SegmentationModel, check_input, register_model
@@ -19,8 +19,8 @@ class ASPP(Module):
 
     Branches, each (N, C_in, h, w) -> (N, A, h, w) with A = ``channels``::
 
-        b0:    Conv1x1 -> BN -> ReLU
-        b_r:   Conv3x3 dilation r (padding r) -> BN -> ReLU        one per rate r
+        branches[0]:      Conv1x1 -> BN -> ReLU
+        branches[j + 1]:  Conv3x3 dilation r = rates[j] (padding r) -> BN -> ReLU        one per rate
                (separable=True: depthwise 3x3 dilated + pointwise 1x1, -> BN -> ReLU)
         pool:  global average -> Conv1x1 -> ReLU -> broadcast to (h, w)      image-level context (ParseNet)
 
@@ -38,8 +38,8 @@ class ASPP(Module):
         super().__init__()
         rng = make_rng(rng)
         self.rates, self.image_pooling = list(rates), image_pooling
-        self.b0 = ConvBNReLU(in_channels, channels, 1, batchnorm=batchnorm, rng=rng, dtype=dtype)
-        for j, r in enumerate(self.rates):
+        self.branches = ModuleList([ConvBNReLU(in_channels, channels, 1, batchnorm=batchnorm, rng=rng, dtype=dtype)])
+        for r in self.rates:  # branches[0] the 1x1 convolution, branches[j + 1] the 3x3 at rates[j]
             if separable:
                 branch = Sequential(SeparableConv2d(in_channels, channels, 3, padding=r, dilation=r, bias=not batchnorm,
                                                     rng=rng, dtype=dtype),
@@ -47,7 +47,7 @@ class ASPP(Module):
             else:
                 branch = ConvBNReLU(in_channels, channels, 3, padding=r, dilation=r, batchnorm=batchnorm, rng=rng,
                                     dtype=dtype)
-            setattr(self, f"b{j + 1}", branch)
+            self.branches.append(branch)
         n_branches = 1 + len(self.rates)
         if image_pooling:
             self.gap = GlobalAvgPool2d()
@@ -57,11 +57,8 @@ class ASPP(Module):
                                              dtype=dtype), Dropout(dropout, rng=rng))
         self._sizes = self._bcast = None
 
-    def _branches(self):
-        return [self.b0] + [getattr(self, f"b{j + 1}") for j in range(len(self.rates))]
-
     def forward(self, x):
-        outs = [b.forward(x) for b in self._branches()]
+        outs = [b.forward(x) for b in self.branches]
         if self.image_pooling:
             p = self.pool_conv.forward(self.gap.forward(x))  # (N, A, 1, 1)
             p, self._bcast = broadcast_to_size(p, x.shape[2:])  # (N, A, h, w), ParseNet's "unpool"
@@ -75,7 +72,7 @@ class ASPP(Module):
         if self.image_pooling:
             dp = broadcast_to_size_backward(parts.pop(), self._bcast)  # the sum over the map
             dx = self.gap.backward(self.pool_conv.backward(dp))
-        for b, d in zip(self._branches(), parts):
+        for b, d in zip(self.branches, parts):
             g = b.backward(d)
             dx = g if dx is None else dx + g
         return dx

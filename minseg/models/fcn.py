@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.blocks import pad_to, pad_to_backward
-from ..nn.layers import Conv2d, ConvTranspose2d, Dropout, ReLU, Sequential
+from ..nn.layers import Conv2d, ConvTranspose2d, Dropout, ModuleList, ReLU, Sequential
 from ..nn.module import make_rng
 from .registry import SegmentationModel, check_input, register_model
 from .vgg import VGGBackbone, VGGClassifier, fc_to_conv
@@ -94,9 +94,10 @@ class FCN(SegmentationModel):
         self.score_fr = Conv2d(F, K, 1, rng=rng, dtype=dtype)
         n_skips = _SKIPS[self.variant]
         self.taps = [S - j for j in range(1, n_skips + 1)]  # backbone stages fused: S-1 (pool4), S-2 (pool3)
-        for j, stage in enumerate(self.taps):
-            setattr(self, f"up2_{j}", _upsampler(K, 2, trainable=True, dtype=dtype))
-            setattr(self, f"score_pool{stage}", Conv2d(widths[stage - 1], K, 1, rng=rng, dtype=dtype))
+        self.up2, self.score_pool = ModuleList(), ModuleList()  # per skip j: 2x upsampler, score of stage taps[j]
+        for stage in self.taps:
+            self.up2.append(_upsampler(K, 2, trainable=True, dtype=dtype))
+            self.score_pool.append(Conv2d(widths[stage - 1], K, 1, rng=rng, dtype=dtype))
         self.final_stride = self.backbone.strides[(self.taps[-1] if self.taps else S) - 1]
         self.upsample = _upsampler(K, self.final_stride, trainable=False, dtype=dtype)
         self._sizes = None
@@ -110,8 +111,8 @@ class FCN(SegmentationModel):
         feats = self.backbone.forward_features(pad_to(x, Hp, Wp))
         score = self.score_fr.forward(self.fc7.forward(self.fc6.forward(feats[-1])))
         for j, stage in enumerate(self.taps):
-            score = getattr(self, f"up2_{j}").forward(score)
-            score = score + getattr(self, f"score_pool{stage}").forward(feats[stage - 1])
+            score = self.up2[j].forward(score)
+            score = score + self.score_pool[j].forward(feats[stage - 1])
         out = self.upsample.forward(score)  # (N, K, Hp, Wp)
         self._sizes = (H, W, Hp, Wp)
         return out[:, :, :H, :W]
@@ -123,8 +124,8 @@ class FCN(SegmentationModel):
         grads = {}
         for j in range(len(self.taps) - 1, -1, -1):
             stage = self.taps[j]
-            grads[stage] = getattr(self, f"score_pool{stage}").backward(d)  # the sum sends d to both branches
-            d = getattr(self, f"up2_{j}").backward(d)
+            grads[stage] = self.score_pool[j].backward(d)  # the sum sends d to both branches
+            d = self.up2[j].backward(d)
         d = self.fc6.backward(self.fc7.backward(self.score_fr.backward(d)))
         grads[self.backbone.num_stages] = d
         dx = self.backbone.backward_features(grads)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.blocks import ConvBNReLU
-from ..nn.layers import Conv2d, MaxPool2d, MaxUnpool2d, Sequential
+from ..nn.layers import Conv2d, MaxPool2d, MaxUnpool2d, ModuleList, Sequential
 from ..nn.module import make_rng
 from .registry import SegmentationModel, check_input, register_model
 
@@ -17,13 +17,13 @@ class SegNet(SegmentationModel):
 
     Architecture for ``widths=(16, 32, 64)``, ``convs=2`` and an (N, C_in, H, W) input::
 
-        enc1: 2 x ConvBNReLU(C_in -> 16) -> pool1 (keeps switches)   (N, 16, H/2, W/2)
-        enc2: 2 x ConvBNReLU(16 -> 32)   -> pool2                    (N, 32, H/4, W/4)
-        enc3: 2 x ConvBNReLU(32 -> 64)   -> pool3                    (N, 64, H/8, W/8)
-        dec3: unpool(switches of pool3) -> ConvBNReLU(64 -> 64), ConvBNReLU(64 -> 32)   (N, 32, H/4, W/4)
-        dec2: unpool(pool2)             -> ConvBNReLU(32 -> 32), ConvBNReLU(32 -> 16)   (N, 16, H/2, W/2)
-        dec1: unpool(pool1)             -> ConvBNReLU(16 -> 16), ConvBNReLU(16 -> 16)   (N, 16, H, W)
-        classifier: Conv1x1(16 -> num_classes)                                         (N, K, H, W)
+        enc[0]: 2 x ConvBNReLU(C_in -> 16) -> pool[0] (keeps switches)   (N, 16, H/2, W/2)
+        enc[1]: 2 x ConvBNReLU(16 -> 32)   -> pool[1]                    (N, 32, H/4, W/4)
+        enc[2]: 2 x ConvBNReLU(32 -> 64)   -> pool[2]                    (N, 64, H/8, W/8)
+        dec[2]: unpool[2](switches of pool[2]) -> ConvBNReLU(64 -> 64), ConvBNReLU(64 -> 32)   (N, 32, H/4, W/4)
+        dec[1]: unpool[1](pool[1])             -> ConvBNReLU(32 -> 32), ConvBNReLU(32 -> 16)   (N, 16, H/2, W/2)
+        dec[0]: unpool[0](pool[0])             -> ConvBNReLU(16 -> 16), ConvBNReLU(16 -> 16)   (N, 16, H, W)
+        classifier: Conv1x1(16 -> num_classes)                                                (N, K, H, W)
 
     Max-unpooling writes each value at the position its max came from and
     zeros elsewhere (a sparse map the following convolutions densify); it is
@@ -57,38 +57,41 @@ class SegNet(SegmentationModel):
         rng = make_rng(rng)
         widths = list(widths)
         c = in_channels
-        for i, w in enumerate(widths, start=1):
+        self.enc, self.pool = ModuleList(), ModuleList()  # stage i (from 1): enc[i - 1] then pool[i - 1]
+        for w in widths:
             layers = []
             for _ in range(convs):
                 layers.append(ConvBNReLU(c, w, 3, batchnorm=batchnorm, rng=rng, dtype=dtype))
                 c = w
-            setattr(self, f"enc{i}", Sequential(*layers))
-            setattr(self, f"pool{i}", MaxPool2d(2, 2))
-        for i in range(len(widths), 0, -1):
+            self.enc.append(Sequential(*layers))
+            self.pool.append(MaxPool2d(2, 2))
+        decs = {}
+        for i in range(len(widths), 0, -1):  # built from the bottom up (the order the weights are drawn in)
             w = widths[i - 1]
             w_next = widths[i - 2] if i > 1 else widths[0]
-            setattr(self, f"unpool{i}", MaxUnpool2d(2, 2))
             layers = [ConvBNReLU(w, w, 3, batchnorm=batchnorm, rng=rng, dtype=dtype) for _ in range(convs - 1)]
             layers.append(ConvBNReLU(w, w_next, 3, batchnorm=batchnorm, rng=rng, dtype=dtype))
-            setattr(self, f"dec{i}", Sequential(*layers))
+            decs[i] = Sequential(*layers)
+        self.unpool = ModuleList(MaxUnpool2d(2, 2) for _ in widths)  # unpool[i - 1] uses pool[i - 1]'s switches
+        self.dec = ModuleList(decs[i] for i in range(1, len(widths) + 1))
         self.classifier = Conv2d(widths[0], num_classes, 1, rng=rng, dtype=dtype)
         self.num_stages = len(widths)
 
     def forward(self, x):
         check_input("SegNet", x, self.config["in_channels"], 2 ** self.num_stages)
         h = x
-        for i in range(1, self.num_stages + 1):
-            h = getattr(self, f"pool{i}").forward(getattr(self, f"enc{i}").forward(h))
-        for i in range(self.num_stages, 0, -1):
-            pool = getattr(self, f"pool{i}")
-            h = getattr(self, f"unpool{i}").forward(h, pool.indices, output_size=pool.input_size)
-            h = getattr(self, f"dec{i}").forward(h)
+        for enc, pool in zip(self.enc, self.pool):
+            h = pool.forward(enc.forward(h))
+        for i in range(self.num_stages - 1, -1, -1):
+            pool = self.pool[i]
+            h = self.unpool[i].forward(h, pool.indices, output_size=pool.input_size)
+            h = self.dec[i].forward(h)
         return self.classifier.forward(h)
 
     def backward(self, dlogits):
         d = self.classifier.backward(dlogits)
-        for i in range(1, self.num_stages + 1):
-            d = getattr(self, f"unpool{i}").backward(getattr(self, f"dec{i}").backward(d))
-        for i in range(self.num_stages, 0, -1):
-            d = getattr(self, f"enc{i}").backward(getattr(self, f"pool{i}").backward(d))
+        for unpool, dec in zip(self.unpool, self.dec):
+            d = unpool.backward(dec.backward(d))
+        for i in range(self.num_stages - 1, -1, -1):
+            d = self.enc[i].backward(self.pool[i].backward(d))
         return d

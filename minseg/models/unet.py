@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.blocks import ConvBNReLU, concat, split
-from ..nn.layers import Conv2d, ConvTranspose2d, MaxPool2d, Sequential
+from ..nn.layers import Conv2d, ConvTranspose2d, MaxPool2d, ModuleList, Sequential
 from ..nn.module import make_rng
 from .registry import SegmentationModel, check_input, register_model
 
@@ -24,14 +24,14 @@ class UNet(SegmentationModel):
     Architecture for ``base_width=16, depth=3`` and an (N, C_in, H, W) input
     (``w_i = base_width * 2**i``; sizes floored by each pooling)::
 
-        enc0 = double_conv(C_in -> 16)                  (N, 16,  H,    W)     ----- skip 0 -----+
-        enc1 = double_conv(pool(enc0), 16 -> 32)        (N, 32,  H/2,  W/2)   -- skip 1 --+     |
-        enc2 = double_conv(pool(enc1), 32 -> 64)        (N, 64,  H/4,  W/4)   - skip 2 +  |     |
-        enc3 = double_conv(pool(enc2), 64 -> 128)       (N, 128, H/8,  W/8)  bottleneck |  |     |
-        up2  = convT 2x2 s2 (128 -> 64), dec2 = double_conv(concat(skip2, up2), 128 -> 64)   (N, 64, H/4, W/4)
-        up1  = convT (64 -> 32),         dec1 = double_conv(concat(skip1, up1), 64 -> 32)    (N, 32, H/2, W/2)
-        up0  = convT (32 -> 16),         dec0 = double_conv(concat(skip0, up0), 32 -> 16)    (N, 16, H, W)
-        head = Conv1x1(16 -> num_classes)                                                    (N, K, H, W)
+        enc[0] = double_conv(C_in -> 16)                     (N, 16,  H,    W)     ----- skip 0 -----+
+        enc[1] = double_conv(pool[0](enc[0]), 16 -> 32)      (N, 32,  H/2,  W/2)   -- skip 1 --+     |
+        enc[2] = double_conv(pool[1](enc[1]), 32 -> 64)      (N, 64,  H/4,  W/4)   - skip 2 +  |     |
+        enc[3] = double_conv(pool[2](enc[2]), 64 -> 128)     (N, 128, H/8,  W/8)  bottleneck |  |     |
+        up[2] = convT 2x2 s2 (128 -> 64), dec[2] = double_conv(concat(skip2, up[2]), 128 -> 64)  (N, 64, H/4, W/4)
+        up[1] = convT (64 -> 32),         dec[1] = double_conv(concat(skip1, up[1]), 64 -> 32)   (N, 32, H/2, W/2)
+        up[0] = convT (32 -> 16),         dec[0] = double_conv(concat(skip0, up[0]), 32 -> 16)   (N, 16, H, W)
+        head = Conv1x1(16 -> num_classes)                                                       (N, K, H, W)
 
     The odd-size pitfall: pooling an odd size floors it (13 -> 6), and
     upsampling 6 gives 12, not 13, so the skip and the upsampled map no longer
@@ -68,14 +68,18 @@ class UNet(SegmentationModel):
         widths = [base_width * 2 ** i for i in range(depth + 1)]
         self.widths = widths
         c = in_channels
+        self.pool, self.enc = ModuleList(), ModuleList()  # level i: enc[i]; pool[i - 1] brings level i - 1 down to i
         for i, w in enumerate(widths):
             if i > 0:
-                setattr(self, f"pool{i}", MaxPool2d(2, 2))
-            setattr(self, f"enc{i}", double_conv(c, w, batchnorm, rng, dtype))
+                self.pool.append(MaxPool2d(2, 2))
+            self.enc.append(double_conv(c, w, batchnorm, rng, dtype))
             c = w
-        for i in range(depth - 1, -1, -1):
-            setattr(self, f"up{i}", ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2, rng=rng, dtype=dtype))
-            setattr(self, f"dec{i}", double_conv(2 * widths[i], widths[i], batchnorm, rng, dtype))
+        ups, decs = {}, {}
+        for i in range(depth - 1, -1, -1):  # built from the bottom up (the order the weights are drawn in)
+            ups[i] = ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2, rng=rng, dtype=dtype)
+            decs[i] = double_conv(2 * widths[i], widths[i], batchnorm, rng, dtype)
+        self.up = ModuleList(ups[i] for i in range(depth))    # up[i]: level i + 1 -> level i
+        self.dec = ModuleList(decs[i] for i in range(depth))  # dec[i]: the convolutions after level i's concat
         self.head = Conv2d(widths[0], num_classes, 1, rng=rng, dtype=dtype)
         self._concat_sizes = {}
 
@@ -86,14 +90,14 @@ class UNet(SegmentationModel):
         h = x
         for i in range(D + 1):
             if i > 0:
-                h = getattr(self, f"pool{i}").forward(h)
-            h = getattr(self, f"enc{i}").forward(h)
+                h = self.pool[i - 1].forward(h)
+            h = self.enc[i].forward(h)
             skips.append(h)
         for i in range(D - 1, -1, -1):
             skip = skips[i]
-            up = getattr(self, f"up{i}").forward(h, output_size=skip.shape[2:])  # exact size, odd or even
+            up = self.up[i].forward(h, output_size=skip.shape[2:])  # exact size, odd or even
             h, self._concat_sizes[i] = concat([skip, up])
-            h = getattr(self, f"dec{i}").forward(h)
+            h = self.dec[i].forward(h)
         return self.head.forward(h)
 
     def backward(self, dlogits):
@@ -101,13 +105,13 @@ class UNet(SegmentationModel):
         d = self.head.backward(dlogits)
         dskips = {}
         for i in range(D):
-            d = getattr(self, f"dec{i}").backward(d)
+            d = self.dec[i].backward(d)
             dskips[i], dup = split(d, self._concat_sizes[i])
-            d = getattr(self, f"up{i}").backward(dup)
-        for i in range(D, -1, -1):  # d: gradient w.r.t. enc{i}'s output from the level below
+            d = self.up[i].backward(dup)
+        for i in range(D, -1, -1):  # d: gradient w.r.t. enc[i]'s output from the level below
             if i < D:
                 d = d + dskips[i]
-            d = getattr(self, f"enc{i}").backward(d)
+            d = self.enc[i].backward(d)
             if i > 0:
-                d = getattr(self, f"pool{i}").backward(d)
+                d = self.pool[i - 1].backward(d)
         return d

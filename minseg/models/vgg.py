@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.blocks import ConvBNReLU
-from ..nn.layers import Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, ReLU, Sequential
+from ..nn.layers import Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, ModuleList, ReLU, Sequential
 from ..nn.module import Module, make_rng
 from .registry import SegmentationModel, check_input, register_model
 
@@ -56,7 +56,8 @@ class VGGBackbone(Module):
     ``forward(x)`` returns the last stage's output; ``forward_features(x)``
     returns every stage's output (after its pooling), and
     ``backward_features({stage: grad})`` takes gradients for any of them.
-    Stages are numbered from 1, children are ``stage1, pool1, stage2, ...``.
+    Stages are numbered from 1 as in the papers (``pool4`` is the 4th pooling); the modules are
+    held in two lists, ``stages[i - 1]`` and ``pools[i - 1]`` for stage ``i``.
     """
 
     def __init__(self, in_channels: int = 3, widths=(16, 32, 64, 128, 128), convs=(1, 1, 2, 2, 2),
@@ -73,19 +74,20 @@ class VGGBackbone(Module):
         self.output_stride = output_stride
         self.strides, self.dilations = [], []
         stride, dilation, c = 1, 1, in_channels
-        for i, (w, n) in enumerate(zip(widths, convs), start=1):
+        self.stages, self.pools = ModuleList(), ModuleList()  # stage i + 1 and its pooling: "pool1" is pools[0]
+        for w, n in zip(widths, convs):
             blocks = []
             for _ in range(n):
                 blocks.append(ConvBNReLU(c, w, 3, padding=dilation, dilation=dilation, batchnorm=batchnorm,
                                          rng=rng, dtype=dtype))
                 c = w
-            setattr(self, f"stage{i}", Sequential(*blocks))
+            self.stages.append(Sequential(*blocks))
             self.dilations.append(dilation)
             if output_stride is None or stride * 2 <= output_stride:
-                setattr(self, f"pool{i}", MaxPool2d(2, 2))
+                self.pools.append(MaxPool2d(2, 2))
                 stride *= 2
             else:  # keep the resolution, dilate the next stage instead
-                setattr(self, f"pool{i}", Identity())
+                self.pools.append(Identity())
                 dilation *= 2
             self.strides.append(stride)
         self.out_channels = c
@@ -99,8 +101,8 @@ class VGGBackbone(Module):
     def forward_features(self, x):
         """Every stage's pooled output, ``[pool1, ..., poolS]``."""
         feats = []
-        for i in range(1, self.num_stages + 1):
-            x = getattr(self, f"pool{i}").forward(getattr(self, f"stage{i}").forward(x))
+        for stage, pool in zip(self.stages, self.pools):
+            x = pool.forward(stage.forward(x))
             feats.append(x)
         return feats
 
@@ -116,7 +118,7 @@ class VGGBackbone(Module):
                 d = g if d is None else d + g
             if d is None:
                 continue
-            d = getattr(self, f"stage{i}").backward(getattr(self, f"pool{i}").backward(d))
+            d = self.stages[i - 1].backward(self.pools[i - 1].backward(d))
         return d
 
     def backward(self, dy):

@@ -24,7 +24,7 @@ Rules every layer follows
 A model is a ``Module`` whose attributes are other modules: assigning a
 ``Module`` or a ``Parameter`` to an attribute registers it, so
 ``named_parameters()``, ``state_dict()`` and ``num_parameters()`` walk the
-whole tree with dotted names like ``"enc1.0.weight"``.
+whole tree with dotted names like ``"enc.1.0.weight"``.
 """
 from __future__ import annotations
 
