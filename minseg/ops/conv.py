@@ -331,10 +331,11 @@ def _conv2d_plain(x, w, stride, padding, dilation, groups, buf=None):
     return y.reshape(C_out, n, H_out, W_out).transpose(1, 0, 2, 3)             # (n, C_out, H_out, W_out)
 
 
-def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None):
+def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None, dx_out=None):
     """The plain backward: ``dw = dy_mat @ cols.T``, ``dx = col2im(w_mat.T @ dy_mat)``.
 
     dy: (n, C_out, H_out, W_out), x: (n, C, H, W) -> ``dx`` (n, C, H, W) and ``dw`` transposed, (G, K, C_out/G).
+    ``dx_out``, optional, is where ``dx`` is written.
     """
     xp = get_array_module(dy, x)
     n, (C_out, C_g, KH, KW) = x.shape[0], w.shape
@@ -346,7 +347,7 @@ def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None
     dw_t = xp.matmul(cols, dy_mat.transpose(0, 2, 1))                          # (G, K, C_out/G)
     w_mat_T = w.reshape(G, C_out // G, K).transpose(0, 2, 1)                   # (G, K, C_out/G)
     dcols = xp.matmul(w_mat_T, dy_mat, out=cols).reshape(G * K, -1)            # (C*KH*KW, n*L), reusing cols
-    dx = col2im(dcols, x.shape, (KH, KW), stride, padding, dilation)           # (n, C, H, W)
+    dx = col2im(dcols, x.shape, (KH, KW), stride, padding, dilation, out=dx_out)  # (n, C, H, W)
     return dx, dw_t
 
 
@@ -365,7 +366,7 @@ def _conv2d_wide(x, w, stride, padding, dilation, groups, buf=None):
     return y.transpose(1, 0, 2, 3)                                             # (n, C_out, H_out, W_out)
 
 
-def _conv2d_backward_wide(dy, x, w, stride, padding, dilation, groups, buf=None):
+def _conv2d_backward_wide(dy, x, w, stride, padding, dilation, groups, buf=None, dx_out=None):
     """The plain backward on wide rows: dy widened with zeros, ``_wide_col2im``, the padding cropped off."""
     xp = get_array_module(dy, x)
     (n, C, H, W), (C_out, C_g, KH, KW) = x.shape, w.shape
@@ -384,6 +385,9 @@ def _conv2d_backward_wide(dy, x, w, stride, padding, dilation, groups, buf=None)
     dx_rows = _wide_col2im(dcols, (KH, KW), dilation, R, H_out, out=xp.zeros_like(x_rows))
     ph, pw = padding
     dx = dx_rows.reshape(n, C, -1, R)[:, :, ph:ph + H, pw:pw + W]               # (n, C, H, W), padding cropped
+    if dx_out is not None:
+        dx_out[...] = dx
+        dx = dx_out
     return dx, dw_t
 
 
@@ -494,7 +498,7 @@ def conv2d_backward(dy, cache: Conv2dCache):
     chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
     buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
     for n0, n1 in chunks:
-        dx[n0:n1], dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:, :(n1 - n0) * L])
+        _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:, :(n1 - n0) * L], dx_out=dx[n0:n1])
         dw_t += dw_c
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     dw = xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w.shape)  # (C_out, C_g, KH, KW)
