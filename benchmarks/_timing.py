@@ -31,12 +31,22 @@ def run_times(fn, repeats: int = 5, warmup: int = 1) -> list[float]:
 
 def side_by_side(fns: dict, blocks: int = 5, repeats: int = 3) -> dict:
     """Time each callable of ``fns`` in alternating blocks; return name -> median seconds."""
+    return {name: float(np.median(ts)) for name, ts in side_by_side_samples(fns, blocks, repeats).items()}
+
+
+def side_by_side_samples(fns: dict, blocks: int = 5, repeats: int = 3) -> dict:
+    """As ``side_by_side``, but return name -> every timed sample in seconds (for medians and spreads)."""
     samples = {name: [] for name in fns}
     for _ in range(blocks):
         for name, fn in fns.items():
             samples[name] += run_times(fn, repeats=repeats)
             time.sleep(PAUSE_S)
-    return {name: float(np.median(ts)) for name, ts in samples.items()}
+    return samples
+
+
+def spread(ts) -> str:
+    """``median [min - max] ms`` of samples in seconds."""
+    return f"{np.median(ts) * 1e3:7.1f} ms [{min(ts) * 1e3:.1f} - {max(ts) * 1e3:.1f}]"
 
 
 def gemm_rate(n: int = 2048, dtype=np.float32) -> float:
