@@ -82,8 +82,23 @@ def _shape_problem(a_shape, e_shape, labels) -> str:
     return text + ": differs in " + ", ".join(diffs)
 
 
-@dataclass
-class CompareReport:
+class TextReport:
+    """A report that prints as its ``lines()``: ``str``, ``repr`` and Jupyter's display are the same text."""
+
+    def lines(self) -> list:  # pragma: no cover - every report defines it
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+
+@dataclass(repr=False)
+class CompareReport(TextReport):
     """What ``compare`` found; ``bool(report)`` is ``report.passed``; prints as a multi-line message.
 
     Fields
@@ -142,14 +157,6 @@ class CompareReport:
     @property
     def nonfinite_agree(self) -> bool:
         return not self.nonfinite
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    __repr__ = __str__
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(str(self))
 
     def lines(self) -> list:
         """The report as lines: a verdict line, then indented details."""

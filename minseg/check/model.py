@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .compare import TextReport
 from .op import OpReport, check_op
 from .pytorch import require_torch
 
@@ -64,8 +65,8 @@ class LayerRow:
         return {r.name: (np.inf if r.problem else r.scaled_error) for r in self.report.reports}
 
 
-@dataclass
-class ModelReport:
+@dataclass(repr=False)
+class ModelReport(TextReport):
     """What ``check_torch_model`` found: one row per layer call in execution order.
 
     ``passed`` (every replayed layer matches; skipped layers are listed, not counted), ``rows``,
@@ -95,14 +96,6 @@ class ModelReport:
 
     def __bool__(self) -> bool:
         return self.passed
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    __repr__ = __str__
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(str(self))
 
     def lines(self) -> list:
         first = self.first_divergence

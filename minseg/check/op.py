@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import ops
 from ..shapes import pair
-from .compare import CompareReport, compare
+from .compare import CompareReport, TextReport, compare
 
 __all__ = ["check_op", "OpReport", "OpSpec", "OPS", "describe_ops"]
 
@@ -93,8 +93,8 @@ def describe_ops() -> str:
 
 # --------------------------------------------------------------------------- the report
 
-@dataclass
-class OpReport:
+@dataclass(repr=False)
+class OpReport(TextReport):
     """What ``check_op`` found: one ``CompareReport`` per output and gradient, and the diagnosis.
 
     ``passed`` (also ``bool(report)``); ``reports``; ``diagnosis`` (lines, empty when nothing is known);
@@ -125,14 +125,6 @@ class OpReport:
             if r.name == name:
                 return r
         raise KeyError(f"OpReport.report: expected one of {[r.name for r in self.reports]}, got {name!r}")
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    __repr__ = __str__
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(str(self))
 
     def lines(self) -> list:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

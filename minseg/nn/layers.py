@@ -456,43 +456,6 @@ class Identity(Module):
         return dy
 
 
-class Sequential(Module):
-    """Modules applied in order; backward applies their backward passes in reverse order.
-
-    Children are named "0", "1", ... (so state-dict keys look like ``"3.weight"``).
-    """
-
-    def __init__(self, *layers):
-        super().__init__()
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: expected Module instances, got {type(layer).__name__} at position {i}")
-            setattr(self, str(i), layer)
-
-    def __len__(self) -> int:
-        return len(self._children)
-
-    def __getitem__(self, i):
-        return list(self._children.values())[i]
-
-    def __iter__(self):
-        return iter(self._children.values())
-
-    def append(self, layer: Module):
-        setattr(self, str(len(self)), layer)
-        return self
-
-    def forward(self, x):
-        for layer in self._children.values():
-            x = layer.forward(x)
-        return x
-
-    def backward(self, dy):
-        for layer in reversed(list(self._children.values())):
-            dy = layer.backward(dy)
-        return dy
-
-
 class ModuleList(Module):
     """A list of modules a model indexes itself (``self.enc[i]``): registered, but with no forward of its own.
 
@@ -509,7 +472,8 @@ class ModuleList(Module):
 
     def append(self, module: Module):
         if not isinstance(module, Module):
-            raise TypeError(f"ModuleList: expected a Module, got {type(module).__name__} at position {len(self)}")
+            raise TypeError(f"{type(self).__name__}: expected Module instances, got {type(module).__name__} "
+                            f"at position {len(self)}")
         setattr(self, str(len(self)), module)
         return self
 
@@ -527,3 +491,24 @@ class ModuleList(Module):
 
     def backward(self, dy):
         raise TypeError("ModuleList: a list of modules has no backward pass; index it (self.enc[i].backward(dy))")
+
+
+class Sequential(ModuleList):
+    """Modules applied in order; backward applies their backward passes in reverse order.
+
+    A ``ModuleList`` with a forward pass: children are named "0", "1", ... (so
+    state-dict keys look like ``"3.weight"``).
+    """
+
+    def __init__(self, *layers):
+        super().__init__(layers)
+
+    def forward(self, x):
+        for layer in self._children.values():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(list(self._children.values())):
+            dy = layer.backward(dy)
+        return dy

@@ -1,7 +1,8 @@
 """The math: pure forward / backward function pairs, no state."""
 from .activations import (DropoutCache, ReluCache, SoftmaxCache, dropout, dropout_backward, log_softmax,
                           log_softmax_backward, relu, relu_backward, softmax, softmax_backward)
-from .conv import Conv2dCache, col2im, conv2d, conv2d_backward, im2col
+from .conv import Conv2dCache, conv2d, conv2d_backward
+from .im2col import col2im, im2col
 from .conv_matrix import CooMatrix, convolution_matrix, convolution_matrix_coo
 from .conv_transpose import ConvTranspose2dCache, conv_transpose2d, conv_transpose2d_backward
 from .context import (BroadcastToSizeCache, GlobalAvgPool2dCache, broadcast_to_size, broadcast_to_size_backward,

@@ -91,7 +91,7 @@ from ..shapes import (
     pair,
     steps,
 )
-from .conv import col2im, im2col
+from .im2col import col2im, im2col
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward", "ConvTranspose2dCache"]
 
