@@ -34,6 +34,19 @@ def test_committed_notebooks_are_what_their_sources_make():
     assert build.stale() == [], "run `python lessons/build.py` and commit the notebooks"
 
 
+def test_lessons_before_10_do_not_need_torch():
+    """Lessons 00-09 run with only the ``lessons`` extra: no code cell imports torch or torchmetrics."""
+    import re
+
+    for source in SOURCES:
+        if int(source.stem[:2]) >= 10:
+            continue
+        for cell in build.parse_cells(source.read_text(encoding="utf-8")):
+            if cell["type"] == "code":
+                found = re.findall(r"^\s*(?:import|from)\s+(torch\w*)", cell["source"], flags=re.M)
+                assert not found, f"{source.name} imports {found[0]}"
+
+
 def test_no_outputs_committed():
     import nbformat
 
