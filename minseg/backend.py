@@ -17,6 +17,8 @@ CuPy user guide, "Basics of CuPy" and "Differences between CuPy and NumPy"
 from __future__ import annotations
 
 import functools
+import math
+import threading
 
 import numpy as np
 
@@ -32,6 +34,7 @@ __all__ = [
     "scatter_add_flat",
     "plane_offsets",
     "pad_to",
+    "workspace",
 ]
 
 
@@ -229,3 +232,36 @@ def pad_to(a, H: int, W: int, value=0):
     out = xp.full(a.shape[:-2] + (H, W), value, dtype=a.dtype)
     out[..., :h, :w] = a
     return out
+
+
+# One scratch buffer per thread and dtype, grown as needed (see ``workspace``).
+_WORKSPACE = threading.local()
+_WORKSPACE_MAX_BYTES = 64 * 2**20
+
+
+def workspace(xp, shape, dtype):
+    """A scratch array of ``shape``, reused from call to call instead of freshly allocated.
+
+    The column buffer of a convolution is megabytes large; ``np.empty`` hands
+    back fresh pages on every call and the first write to each one is a page
+    fault, which measured about 30% of a 16-channel 64x64 conv2d forward and
+    backward. So each thread keeps one buffer per dtype, grown to the largest
+    size asked for (up to 64 MiB; larger requests get a fresh array), and
+    returns a view of it.
+
+    The contents are garbage: write before reading. Only one workspace of a
+    dtype may be in use at a time, and it must never be returned to a caller:
+    the next op overwrites it. On CuPy this is ``cupy.empty`` (its memory pool
+    already reuses blocks).
+    """
+    if xp is not np:
+        return xp.empty(shape, dtype=dtype)
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    if size * dtype.itemsize > _WORKSPACE_MAX_BYTES:
+        return np.empty(shape, dtype=dtype)
+    buf = getattr(_WORKSPACE, dtype.str, None)  # this thread's buffer of this dtype (one attribute per dtype)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=dtype)
+        setattr(_WORKSPACE, dtype.str, buf)
+    return buf[:size].reshape(shape)

@@ -51,3 +51,25 @@ def test_scatter_add_flat_keeps_dtype(xp):
     out = backend.scatter_add_flat(xp.asarray([0, 2, 2]), xp.asarray([1.5, 1.0, 2.0], dtype=xp.float32), 4)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(backend.to_numpy(out), [1.5, 0, 3.0, 0])
+
+
+def test_workspace_is_reused_and_never_leaks_into_results():
+    import minseg.backend as B
+    from minseg.ops import conv2d, conv2d_backward
+
+    a = B.workspace(np, (3, 4), np.float32)
+    b = B.workspace(np, (2, 5), np.float32)
+    assert a.shape == (3, 4) and b.shape == (2, 5) and np.shares_memory(a, b)  # one buffer per dtype, reused
+    c = B.workspace(np, (3, 4), np.float64)
+    assert c.dtype == np.float64 and not np.shares_memory(a, c)
+    big = B.workspace(np, (B._WORKSPACE_MAX_BYTES // 4 + 1,), np.float32)  # above the cap: a fresh array
+    assert not np.shares_memory(big, a)
+    # a result computed with the workspace stays intact when the next convolution reuses it
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    y1, cache = conv2d(x, w, padding=1)
+    dx1, dw1, _ = conv2d_backward(np.ones_like(y1), cache)
+    kept = [y1.copy(), dx1.copy(), dw1.copy()]
+    conv2d(rng.standard_normal((5, 3, 11, 7)), w, padding=2)
+    for got, want in zip((y1, dx1, dw1), kept):
+        np.testing.assert_array_equal(got, want)

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..backend import get_array_module
+from ..backend import get_array_module, workspace
 from ..shapes import check_bias, check_conv_operands, check_shape, chunk_size, conv_output_size
 from .im2col import _check_geometry, _wide_col2im, _wide_im2col, _wide_rows, col2im, im2col
 
@@ -260,7 +260,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     L = H_out * (W + 2 * p[1] if forward is _conv2d_wide else W_out)  # columns per sample
     y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
     chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
-    buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)  # the column buffer, reused by every chunk
+    buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)  # the column buffer, reused by every chunk and call
     for n0, n1 in chunks:
         y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:, :(n1 - n0) * L])
     if b is not None:
@@ -307,7 +307,7 @@ def conv2d_backward(dy, cache: Conv2dCache):
     dx = xp.empty_like(x)
     dw_t = xp.zeros((G, C_g * KH * KW, C_out // G), dtype=x.dtype)  # dw transposed, summed over the chunks
     chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
-    buf = xp.empty((C * KH * KW, nc * L), dtype=x.dtype)
+    buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)
     for n0, n1 in chunks:
         _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:, :(n1 - n0) * L], dx_out=dx[n0:n1])
         dw_t += dw_c

@@ -78,7 +78,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..backend import get_array_module, pad_to
+from ..backend import get_array_module, pad_to, workspace
 from ..shapes import (
     check_bias,
     check_conv_operands,
@@ -395,7 +395,7 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     dw_t = xp.zeros((G, Co_g * K, Ci_g), dtype=x.dtype)          # dw transposed, see below
     dx = xp.empty((N, C_in, H_c, W_c), dtype=x.dtype)
     nc = chunk_size(N, C_out * K * L * x.itemsize)
-    buf = xp.empty((C_out * K, nc * L), dtype=x.dtype)
+    buf = workspace(xp, (C_out * K, nc * L), x.dtype)  # the column buffer, reused by every chunk and call
     for n0 in range(0, N, nc):
         n = min(N, n0 + nc) - n0
         cols = im2col(dy[n0:n0 + n], (KH, KW), s, p, d, out=buf[:, :n * L]).reshape(G, Co_g * K, n * L)
