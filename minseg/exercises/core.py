@@ -30,7 +30,8 @@ from .._where import describe_wrong
 from ..gradcheck import numerical_gradient, rel_error
 
 __all__ = ["Case", "Output", "Mistake", "Exercise", "Result", "CaseResult", "OutputRow", "AnswerProblem",
-           "exercise", "register", "get", "names", "check", "backward_case", "describe_wrong", "shape_text"]
+           "exercise", "register", "get", "names", "check", "backward_case", "indices_extract", "describe_wrong",
+           "shape_text"]
 
 RTOL, ATOL = 1e-6, 1e-9              # learner vs minseg (both float64, only the summation order differs)
 NUM_RTOL, NUM_ATOL = 1e-5, 1e-7       # learner vs central differences (gradcheck's tolerance)
@@ -148,6 +149,27 @@ def get(name: str) -> Exercise:
 def shape_text(a) -> str:
     """``2x3x7x9`` for an array of that shape."""
     return "x".join(str(int(s)) for s in np.shape(a))
+
+
+def indices_extract(op: str, what: str) -> Callable:
+    """An ``extract`` for pooling exercises: ``(y, indices)`` from ``(y, indices)`` or ``(y, cache)`` with
+    ``cache.indices`` like minseg's; anything else is an ``AnswerProblem`` naming ``op``. ``what`` says what
+    the indices are, for the message when the learner returns one array."""
+    def extract(value, case):
+        if isinstance(value, np.ndarray):
+            raise AnswerProblem(f"expected {op} to return y and {what}, (y, indices) or (y, cache) with "
+                                "cache.indices, got one array")
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            got = f"a tuple of {len(value)} values" if isinstance(value, (tuple, list)) else type(value).__name__
+            raise AnswerProblem(f"expected {op} to return (y, indices) or (y, cache) with cache.indices, got {got}")
+        y, second = value
+        if isinstance(second, np.ndarray):
+            return y, second
+        if hasattr(second, "indices"):
+            return y, second.indices
+        raise AnswerProblem(f"expected {op} to return (y, indices) or (y, cache) with cache.indices, "
+                            f"got (y, {type(second).__name__})")
+    return extract
 
 
 def backward_case(forward: Callable, inputs: dict, grads: Sequence[str], *, rng, label: str = "",

@@ -19,7 +19,7 @@ from ..ops import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_m
                    adaptive_max_pool2d_backward, spatial_pyramid_pool)
 from ..ops.pyramid import AdaptiveAvgPool2dCache, AdaptiveMaxPool2dCache, adaptive_output_size
 from ..shapes import conv_output_size, receptive_field
-from .core import AnswerProblem, Case, Output, backward_case, exercise, shape_text
+from .core import AnswerProblem, Case, Output, backward_case, exercise, indices_extract, shape_text
 
 _IMG = Output("y", axes=("sample", "channel", "row", "column"))
 
@@ -186,22 +186,7 @@ def _pool_cases(rng):
     return cases
 
 
-def _pool_extract(value, case):
-    """``(y, indices)`` from ``(y, indices)`` or ``(y, cache)`` with ``cache.indices`` like minseg's."""
-    if isinstance(value, np.ndarray):
-        raise AnswerProblem("expected adaptive_max_pool2d to return y and where each maximum came from, "
-                            "(y, indices) or (y, cache) with cache.indices, got one array")
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        got = f"a tuple of {len(value)} values" if isinstance(value, (tuple, list)) else type(value).__name__
-        raise AnswerProblem(f"expected adaptive_max_pool2d to return (y, indices) or (y, cache) with "
-                            f"cache.indices, got {got}")
-    y, second = value
-    if isinstance(second, np.ndarray):
-        return y, second
-    if hasattr(second, "indices"):
-        return y, second.indices
-    raise AnswerProblem(f"expected adaptive_max_pool2d to return (y, indices) or (y, cache) with cache.indices, "
-                        f"got (y, {type(second).__name__})")
+_pool_extract = indices_extract("adaptive_max_pool2d", "where each maximum came from")
 
 
 ex_adaptive_max_pool2d = exercise(

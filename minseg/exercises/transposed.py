@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ops import conv_transpose2d, convolution_matrix, max_pool2d, max_pool2d_backward, max_unpool2d
 from ..shapes import conv_output_size, pair, pool_output_size, unpool_output_size
-from .core import AnswerProblem, Case, Output, backward_case, exercise, shape_text
+from .core import Case, Output, backward_case, exercise, indices_extract, shape_text
 
 _IMG = Output("y", axes=("sample", "channel", "row", "column"))
 
@@ -238,21 +238,7 @@ def _pool_cases(rng):
     return cases
 
 
-def _pool_extract(value, case):
-    """``(y, indices)`` from ``(y, indices)`` or ``(y, cache)`` with ``cache.indices`` like minseg's."""
-    if isinstance(value, np.ndarray):
-        raise AnswerProblem("expected max_pool2d to return y and the switches, (y, indices) or (y, cache) with "
-                            "cache.indices, got one array")
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        got = f"a tuple of {len(value)} values" if isinstance(value, (tuple, list)) else type(value).__name__
-        raise AnswerProblem(f"expected max_pool2d to return (y, indices) or (y, cache) with cache.indices, got {got}")
-    y, second = value
-    if isinstance(second, np.ndarray):
-        return y, second
-    if hasattr(second, "indices"):
-        return y, second.indices
-    raise AnswerProblem(f"expected max_pool2d to return (y, indices) or (y, cache) with cache.indices, "
-                        f"got (y, {type(second).__name__})")
+_pool_extract = indices_extract("max_pool2d", "the switches")
 
 
 ex_max_pool2d = exercise(
