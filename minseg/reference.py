@@ -429,16 +429,11 @@ def adaptive_max_pool2d_loops(x, output_size):
 
 
 def adaptive_max_pool2d_backward_loops(dy, indices, x_shape):
-    """Gradient of adaptive max pooling: each bin's dy is added to the pixel its maximum came from."""
-    N, C, H, W = x_shape
-    dx = np.zeros(x_shape, dtype=dy.dtype)
-    for n in range(N):
-        for c in range(C):
-            for i in range(dy.shape[2]):
-                for j in range(dy.shape[3]):
-                    k = indices[n, c, i, j]
-                    dx[n, c, k // W, k % W] += dy[n, c, i, j]
-    return dx
+    """Gradient of adaptive max pooling: each bin's dy is added to the pixel its maximum came from.
+
+    The same scatter as max-pooling's (every bin's index lies inside the plane).
+    """
+    return max_pool2d_backward_loops(dy, indices, x_shape)
 
 
 # --------------------------------------------------------------------------- layers' math
