@@ -45,8 +45,8 @@ import bisect
 import numbers
 from typing import NamedTuple
 
-from ..backend import get_array_module, scatter_add_flat
-from ..shapes import check_float, check_ndim
+from ..backend import get_array_module, plane_offsets, scatter_add_flat
+from ..shapes import check_nchw, check_ndim, check_shape
 
 __all__ = [
     "adaptive_bins", "adaptive_output_size",
@@ -113,19 +113,11 @@ def adaptive_output_size(output_size, input_size, op: str = "adaptive_pool2d"):
 
 def _check_x(op, x):
     """``x``: a 4-D floating array with a non-empty ``(H, W)`` plane."""
-    check_ndim(x, 4, "x", op, "N, C, H, W")
-    check_float(x, "x", op)
+    check_nchw(x, "x", op)
     if x.shape[2] < 1 or x.shape[3] < 1:
         raise ValueError(f"{op}: expected x with H >= 1 and W >= 1 (a bin cannot be empty), "
                          f"got shape {tuple(x.shape)}")
     return x
-
-
-def _check_dy(op, dy, shape):
-    check_ndim(dy, 4, "dy", op, "N, C, H_out, W_out")
-    if tuple(dy.shape) != tuple(shape):
-        raise ValueError(f"{op}: expected dy of shape {tuple(shape)}, got shape {tuple(dy.shape)}")
-    return dy
 
 
 def _bins_holding(in_size: int, out_size: int):
@@ -238,7 +230,8 @@ def adaptive_avg_pool2d_backward(dy, cache: AdaptiveAvgPool2dCache):
     """
     op = "adaptive_avg_pool2d_backward"
     (N, C, H, W), (H_out, W_out) = cache
-    _check_dy(op, dy, (N, C, H_out, W_out))
+    check_ndim(dy, 4, "dy", op, "N, C, H_out, W_out")
+    check_shape(dy, (N, C, H_out, W_out), "dy", op)
     xp = get_array_module(dy)
     g = dy / _bin_areas(xp, H, W, H_out, W_out, dy.dtype)     # (N, C, H_out, W_out)
     g = _range_sum(g, -2, *_bins_holding(H, H_out))           # (N, C, H, W_out): B_h^T g
@@ -359,10 +352,10 @@ def adaptive_max_pool2d_backward(dy, cache: AdaptiveMaxPool2dCache):
     """
     op = "adaptive_max_pool2d_backward"
     (N, C, H, W), indices = cache
-    _check_dy(op, dy, indices.shape)
+    check_ndim(dy, 4, "dy", op, "N, C, H_out, W_out")
+    check_shape(dy, indices.shape, "dy", op)
     xp = get_array_module(dy, indices)
-    planes = (xp.arange(N * C, dtype=xp.int64) * (H * W)).reshape(N, C, 1, 1)  # start of each (n, c) plane
-    flat = (planes + indices).reshape(-1)                                      # (N*C*H_out*W_out,)
+    flat = (plane_offsets(xp, N, C, H * W) + indices).reshape(-1)                                      # (N*C*H_out*W_out,)
     dx = scatter_add_flat(flat, dy.reshape(-1), N * C * H * W)                 # (N*C*H*W,)
     return dx.reshape(N, C, H, W)
 
@@ -464,8 +457,7 @@ def spatial_pyramid_pool_backward(dy, cache: SpatialPyramidPoolCache):
     (N, C, H, W), levels, mode, caches = cache
     width = C * sum(l * l for l in levels)
     check_ndim(dy, 2, "dy", op, "N, C * sum(l*l)")
-    if tuple(dy.shape) != (N, width):
-        raise ValueError(f"{op}: expected dy of shape {(N, width)}, got shape {tuple(dy.shape)}")
+    check_shape(dy, (N, width), "dy", op)
     backward = _POOLS[mode][1]
     dx, offset = None, 0
     for level, c in zip(levels, caches):
