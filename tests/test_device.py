@@ -7,11 +7,16 @@ from host copies is exercised here; ``benchmarks/gpu_check.py`` runs it on a
 real GPU.
 """
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fake_cupy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import gpu_check  # noqa: E402  (the device check's tiny dataset)
 from minseg import backend, cli, data
 from minseg.metrics import SegmentationMetrics
 from minseg.models import build_model
@@ -19,19 +24,8 @@ from minseg.train import TrainConfig, evaluate, load_checkpoint, predict, restor
 
 
 def _tiny(n=16, size=16, seed=0, split="train"):
-    """Bright squares (class 1) on a dark background (class 0), an ignored top row, one instance each."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(0.0, 0.3, size=(n, 3, size, size)).astype(np.float32)
-    labels = np.zeros((n, size, size), dtype=np.int64)
-    for i in range(n):
-        r, c = rng.integers(0, size - 6, size=2)
-        images[i, :, r:r + 6, c:c + 6] += 0.6
-        labels[i, r:r + 6, c:c + 6] = 1
-    instances = labels.astype(np.int32)
-    labels[:, 0, :] = 255
-    return data.Dataset(images=images, labels=labels, instances=instances, class_names=("background", "square"),
-                        palette=np.array([[0, 0, 0], [200, 50, 50]], dtype=np.uint8), things=(False, True),
-                        ignore_index=255, name="tiny", split=split)
+    """Bright squares (class 1) on a dark background (class 0), an ignored top row: the device check's data."""
+    return gpu_check._squares(n, seed, split, size)
 
 
 @pytest.fixture(scope="module")
