@@ -20,6 +20,20 @@ def xp(request):
     return cupy
 
 
+@pytest.fixture
+def torch():
+    """PyTorch on one thread, for the conformance tests (skipped where torch is not installed).
+
+    One thread makes tiny ops fast (no thread hand-offs), and it makes PyTorch's
+    max_unpool2d deterministic where indices repeat (the last write wins).
+    """
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
+
+
 def torch_or_skip():
     """Import torch for a conformance test, or skip it where torch is not installed."""
     return pytest.importorskip("torch")

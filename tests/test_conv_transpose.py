@@ -23,16 +23,6 @@ def _inputs(rng, N, C_in, C_out, H, W, k, groups, bias, dtype=np.float64):
     return x, w, b
 
 
-@pytest.fixture
-def torch():
-    """PyTorch on one thread (skipped where it is not installed): tiny ops are faster without thread hand-offs."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch
-    torch.set_num_threads(threads)
-
-
 def _valid_output_padding(o, s, d):
     return all(o[a] < s[a] or o[a] < d[a] for a in range(2))
 

@@ -36,16 +36,6 @@ RESIZES = [
 ]
 
 
-@pytest.fixture
-def torch():
-    """PyTorch on one thread (skipped where it is not installed): tiny ops are faster without thread hand-offs."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------- the matrices
 
 def test_interpolation_matrix_rows_are_two_tap_weights_summing_to_one():

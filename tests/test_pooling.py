@@ -35,20 +35,6 @@ from minseg.shapes import pair, pool_output_size
 FIXTURE = Path(__file__).parent / "fixtures" / "upsampling_golden.npz"
 
 
-@pytest.fixture
-def torch():
-    """PyTorch on one thread (skipped where it is not installed).
-
-    One thread makes tiny ops fast, and it makes PyTorch's max_unpool2d
-    deterministic where indices repeat (the last write wins).
-    """
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch
-    torch.set_num_threads(threads)
-
-
 def _tie_free(rng, shape):
     """Distinct values at least 1/7 apart: a central difference of 1e-6 never changes a window's argmax."""
     return rng.permutation(int(np.prod(shape))).reshape(shape).astype(np.float64) / 7.0

@@ -31,16 +31,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "pyramid_golden.npz"
 EXACT = dict(rtol=1e-12, atol=1e-12)
 
 
-@pytest.fixture
-def torch():
-    """PyTorch on one thread (skipped cleanly where it is not installed)."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch
-    torch.set_num_threads(threads)
-
-
 def _inputs(rng, shape, kind):
     """Distinct values 1/7 apart (tie-free), small integers (many ties), or ties with -inf and NaN."""
     if kind == "distinct":
