@@ -246,6 +246,22 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
 
 # --------------------------------------------------------------------------- evaluation
 
+def _device_predictions(model: SegmentationModel, images, batch_size: int):
+    """``(start, class ids (B, H, W) on the model's device)`` for each batch of images (N, C, H, W).
+
+    Refuses non-finite pixels first, naming the first by its index in ``images``.
+    """
+    check_finite("predict", images, "images")
+    device = model.device
+    for i in range(0, len(images), batch_size):
+        yield i, model.predict(to_device(images[i:i + batch_size], device))
+
+
+def _host_class_ids(batches: list, images):
+    """The host batches of class ids joined into (N, H, W); an empty (0, H, W) array for no images."""
+    return np.concatenate(batches, axis=0) if batches else np.zeros((0, *images.shape[2:]), dtype=np.int64)
+
+
 def predict(model: SegmentationModel, images, batch_size: int = 32):
     """Class ids (N, H, W) on the host for images (N, C, H, W), in evaluation mode, batch by batch.
 
@@ -257,11 +273,7 @@ def predict(model: SegmentationModel, images, batch_size: int = 32):
         When an image holds a NaN or inf pixel (the message names the first, by
         its index in ``images``): its class would otherwise be a silent guess.
     """
-    check_finite("predict", images, "images")
-    device = model.device
-    out = [to_numpy(model.predict(to_device(images[i:i + batch_size], device)))
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out, axis=0) if out else np.zeros((0, *images.shape[2:]), dtype=np.int64)
+    return _host_class_ids([to_numpy(pred) for _, pred in _device_predictions(model, images, batch_size)], images)
 
 
 def evaluate(model: SegmentationModel, dataset: Dataset, batch_size: int = 32, panoptic: bool = True) -> dict:
@@ -281,22 +293,18 @@ def evaluate(model: SegmentationModel, dataset: Dataset, batch_size: int = 32, p
         ``pixel_accuracy, mean_class_accuracy, iou (per class), miou, fwiou, class_names``
         and, with ``panoptic`` and instance ids available, ``pq, sq, rq`` (All, Things, Stuff).
     """
-    check_finite("predict", dataset.images, "images")
     sem = SegmentationMetrics(len(dataset.class_names), ignore_index=dataset.ignore_index,
                               class_names=list(dataset.class_names))
     with_panoptic = panoptic and dataset.instances is not None
     device, host_preds = model.device, []
-    for i in range(0, len(dataset.images), batch_size):
-        pred = model.predict(to_device(dataset.images[i:i + batch_size], device))    # (B, H, W) on the device
-        sem.update(pred, to_device(dataset.labels[i:i + batch_size], device))        # the sum stays there too
+    for i, pred in _device_predictions(model, dataset.images, batch_size):           # (B, H, W) on the device
+        sem.update(pred, to_device(dataset.labels[i:i + len(pred)], device))         # the sum stays there too
         if with_panoptic:
             host_preds.append(to_numpy(pred))
     result = dict(sem.compute())                                                     # one (K, K) matrix to the host
     result["class_names"] = list(dataset.class_names)
     if with_panoptic:
-        pred = (np.concatenate(host_preds, axis=0) if host_preds
-                else np.zeros((0, *dataset.labels.shape[1:]), dtype=np.int64))             # (N, H, W)
-        result["panoptic"] = panoptic_scores(pred, dataset)
+        result["panoptic"] = panoptic_scores(_host_class_ids(host_preds, dataset.images), dataset)  # (N, H, W)
     return result
 
 
