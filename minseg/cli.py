@@ -275,9 +275,8 @@ def _cmd_eval(args) -> int:
 def _cmd_predict(args) -> int:
     import numpy as np  # noqa: PLC0415
 
-    from .backend import to_device, to_numpy  # noqa: PLC0415
     from .data.convert import read_image  # noqa: PLC0415
-    from .train import load_checkpoint  # noqa: PLC0415
+    from .train import load_checkpoint, predict  # noqa: PLC0415
     from .viz import colorize  # noqa: PLC0415
 
     model, meta = load_checkpoint(args.checkpoint, device=_check_device(args.device))
@@ -285,7 +284,7 @@ def _cmd_predict(args) -> int:
     if model.config.get("in_channels", 3) == 1:
         image = image.mean(axis=0, keepdims=True)                        # (1, H, W) grey
     x = np.ascontiguousarray(image[None])                                # (1, C, H, W)
-    labels = to_numpy(model.predict(to_device(x, model.device)))[0]      # (H, W) on the host
+    labels = predict(model, x)[0]                                        # (H, W) on the host
     palette = np.asarray(meta.get("palette"), dtype=np.uint8) if meta.get("palette") else None
     rgb = colorize(labels, palette)
     from PIL import Image  # noqa: PLC0415
