@@ -332,13 +332,22 @@ PATH_CASES = [  # (N, C, C_out, H, W, k, groups, padding, dilation): stride 1, w
 ]
 
 
-@pytest.mark.parametrize("force", ["plain", "wide"])
+PATHS = ["plain", "wide", "dy-columns"]  # forward plain / wide rows; the backward of "dy-columns" without col2im
+
+
+def _force(monkeypatch, module, force):
+    """Make ``_paths`` pick ``force``: the plain path, wide rows, or wide rows with the dy-columns backward."""
+    monkeypatch.setattr(module, "_use_wide_rows", lambda stride, K, C_out: force != "plain")
+    monkeypatch.setattr(module, "_use_dy_columns", lambda stride, K, C_out, taps: force == "dy-columns")
+
+
+@pytest.mark.parametrize("force", PATHS)
 @pytest.mark.parametrize("case", PATH_CASES)
 def test_each_path_forced_matches_the_loops(monkeypatch, force, case):
-    """The plain path (im2col + one product) and the wide-rows path, each forced, equal the definition."""
+    """Each path, forced, equals the definition: forward and all three gradients."""
     import minseg.ops.conv as module
 
-    monkeypatch.setattr(module, "_use_wide_rows", lambda stride, K, C_out: force == "wide")
+    _force(monkeypatch, module, force)
     N, C, C_out, H, W, k, g, p, d = case
     rng = np.random.default_rng(len(force) + N * 7 + H)
     x, w, b = _inputs(rng, N, C, C_out, H, W, k, g, True)
@@ -350,7 +359,7 @@ def test_each_path_forced_matches_the_loops(monkeypatch, force, case):
 
 
 @pytest.mark.parametrize("case", PATH_CASES)
-def test_the_two_paths_agree_and_match_torch(monkeypatch, case):
+def test_the_paths_agree_and_match_torch(monkeypatch, case):
     torch = pytest.importorskip("torch")
     import minseg.ops.conv as module
 
@@ -358,19 +367,62 @@ def test_the_two_paths_agree_and_match_torch(monkeypatch, case):
     x, w, b = _inputs(np.random.default_rng(11), N, C, C_out, H, W, k, g, True)
     hyper = dict(padding=p, dilation=d, groups=g)
     results = {}
-    for force in ("plain", "wide"):
-        monkeypatch.setattr(module, "_use_wide_rows", lambda stride, K, C_out, force=force: force == "wide")
+    for force in PATHS:
+        _force(monkeypatch, module, force)
         _assert_matches_torch(torch, x, w, b, hyper)
         y, cache = conv2d(x, w, b, **hyper)
         results[force] = (y, *conv2d_backward(np.ones_like(y), cache))
-    for a, c in zip(results["plain"], results["wide"]):
-        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+    for force in PATHS[1:]:
+        for a, c in zip(results["plain"], results[force]):
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+
+
+DY_COLUMN_CASES = [  # (N, C, C_out, H, W, k, padding, dilation): the dy-columns backward's geometry
+    (2, 5, 3, 9, 11, 3, 1, 1),
+    (1, 4, 4, 6, 7, (2, 3), (0, 2), 1),
+    (3, 3, 2, 10, 8, 3, 2, 2),             # padding = dilation: more output rows than input rows
+    (2, 2, 2, 5, 6, (3, 2), (3, 0), (1, 2)),  # padding wider than the kernel's reach
+    (1, 3, 1, 4, 4, 4, 0, 1),              # no padding, an even kernel
+    (5, 2, 2, 1, 9, (1, 3), (0, 1), 1),    # one row
+]
+
+
+@pytest.mark.parametrize("case", DY_COLUMN_CASES)
+def test_dy_columns_backward_edges_match_the_loops_and_torch(monkeypatch, case):
+    """``dx`` as a convolution of dy with the flipped kernel, ``dw`` from the same columns: every border pixel."""
+    import minseg.ops.conv as module
+
+    monkeypatch.setattr(module, "_use_dy_columns", lambda stride, K, C_out, taps: True)
+    from minseg import shapes
+
+    monkeypatch.setattr(shapes, "CHUNK_BYTES", 1)  # one sample per chunk: dw is summed over the chunks
+    N, C, C_out, H, W, k, p, d = case
+    rng = np.random.default_rng(N + 10 * C + 100 * H + W)
+    x, w, b = _inputs(rng, N, C, C_out, H, W, k, 1, False)
+    y, cache = conv2d(x, w, padding=p, dilation=d)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, _ = conv2d_backward(dy, cache)
+    want_dx, want_dw, _ = conv2d_backward_loops(dy, x, w, False, 1, p, d, 1)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-12, atol=1e-12)
+    torch = pytest.importorskip("torch")
+    xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    torch.nn.functional.conv2d(xt, wt, padding=p, dilation=d).backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_the_path_is_chosen_by_one_rule():
     """Wide rows at stride 1 when the columns are at least as tall as the output (K >= C_out); else plain."""
-    from minseg.ops.conv import _conv2d_plain, _conv2d_wide, _paths
+    from minseg.ops.conv import (_conv2d_backward_as_conv, _conv2d_backward_plain, _conv2d_backward_wide,
+                                 _conv2d_plain, _conv2d_wide, _paths)
 
     assert _paths((1, 1), 27, 16)[0] is _conv2d_wide
     assert _paths((1, 1), 9, 16)[0] is _conv2d_plain
     assert _paths((2, 2), 27, 16)[0] is _conv2d_plain
+    # the backward: from the columns of dy when C_out <= C (stride 1), else as the forward chose
+    assert _paths((1, 1), 16 * 9, 16, 9)[1] is _conv2d_backward_as_conv
+    assert _paths((1, 1), 32 * 9, 16, 9)[1] is _conv2d_backward_as_conv
+    assert _paths((1, 1), 16 * 9, 32, 9)[1] is _conv2d_backward_wide
+    assert _paths((1, 1), 3 * 9, 16, 9)[1] is _conv2d_backward_wide
+    assert _paths((2, 2), 16 * 9, 16, 9)[1] is _conv2d_backward_plain

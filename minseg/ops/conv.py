@@ -26,10 +26,10 @@ The backward pass is two more products and the adjoint of im2col:
 ``col2im`` is the transpose of ``im2col`` (as matrices), so ``dx`` is
 ``C.T @ dy`` for the convolution matrix ``C`` (see ``conv_matrix``).
 
-Two paths, one rule
--------------------
-``conv2d`` and ``conv2d_backward`` validate, then run one of two private
-pairs, picked in one line by ``_paths``:
+Paths, one rule
+---------------
+``conv2d`` and ``conv2d_backward`` validate, then run one of these private
+functions, picked in one place, ``_paths``:
 
 - the **plain path**, ``_conv2d_plain`` / ``_conv2d_backward_plain``: exactly
   the formulas above, a few lines each. ``im2col`` and ``col2im``
@@ -41,8 +41,15 @@ pairs, picked in one line by ``_paths``:
   rows as wide as the padded input, which turns every copy of im2col and every
   addition of col2im into one long contiguous run of memory (about twice as
   fast as the strided slices); the few extra outputs per row are dropped.
+- the **dy-columns backward**, ``_conv2d_backward_as_conv``, at stride 1 when
+  ``C_out <= C`` (``_use_dy_columns``): the backward of a stride-1 convolution
+  is itself a convolution, of ``dy`` zero-padded by the kernel's reach with
+  the kernel flipped and its two channel axes swapped (Dumoulin & Visin,
+  section 4). So ``dx`` is im2col of ``dy`` and one product, with no col2im,
+  and ``dw`` is the product of the same columns with ``x``: a third fewer
+  copies, and 1.3-1.9x faster where ``C_out = C / 2``.
 
-Both run over the batch in chunks (``shapes.chunk_size``) so the column
+All run over the batch in chunks (``shapes.chunk_size``) so the column
 buffer stays a few megabytes and is reused: it is the only large temporary,
 and it is recomputed in the backward pass rather than kept in the cache. The
 tests force each path and compare it with the loops in ``minseg.reference``
@@ -139,7 +146,7 @@ def _conv2d_plain(x, w, stride, padding, dilation, groups, buf=None):
 def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None, dx_out=None):
     """The plain backward: ``dw = dy_mat @ cols.T``, ``dx = col2im(w_mat.T @ dy_mat)``.
 
-    dy: (n, C_out, H_out, W_out), x: (n, C, H, W) -> ``dx`` (n, C, H, W) and ``dw`` transposed, (G, K, C_out/G).
+    dy: (n, C_out, H_out, W_out), x: (n, C, H, W) -> ``dx`` (n, C, H, W) and ``dw`` (C_out, C/G, KH, KW).
     ``dx_out``, optional, is where ``dx`` is written.
     """
     xp = get_array_module(dy, x)
@@ -153,7 +160,7 @@ def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None
     w_mat_T = w.reshape(G, C_out // G, K).transpose(0, 2, 1)                   # (G, K, C_out/G)
     dcols = xp.matmul(w_mat_T, dy_mat, out=cols).reshape(G * K, -1)            # (C*KH*KW, n*L), reusing cols
     dx = col2im(dcols, x.shape, (KH, KW), stride, padding, dilation, out=dx_out)  # (n, C, H, W)
-    return dx, dw_t
+    return dx, dw_t.transpose(0, 2, 1).reshape(w.shape)                       # dw: (C_out, C/G, KH, KW)
 
 
 # --------------------------------------------------------------------------- the wide-rows path (stride 1)
@@ -193,11 +200,88 @@ def _conv2d_backward_wide(dy, x, w, stride, padding, dilation, groups, buf=None,
     if dx_out is not None:
         dx_out[...] = dx
         dx = dx_out
-    return dx, dw_t
+    return dx, dw_t.transpose(0, 2, 1).reshape(w.shape)                       # dw: (C_out, C/G, KH, KW)
 
 
-def _paths(stride, K, C_out):
-    """The one line that picks the computation: wide rows at stride 1 when they pay, else the plain path.
+def _conv2d_backward_as_conv(dy, x, w, stride, padding, dilation, groups, buf=None, dx_out=None):
+    """The backward without col2im: ``dx`` is the convolution of the zero-padded ``dy`` with the
+    flipped, transposed kernel, and ``dw`` comes from the same columns of ``dy`` (stride 1).
+
+    On wide rows (row width ``R = W + 2 p_w``, tap shift ``s(kh, kw) = kh d_h R + kw d_w``) the
+    forward is ``y[o, q] = sum_{c,k} w[o, c, k] x_rows[c, q + s(k)]``, so with ``g`` = ``dy``
+    widened with zeros and shifted right by ``S = s(KH-1, KW-1)``, and the flipped tap
+    ``k' = (KH-1-kh, KW-1-kw)`` (for which ``S - s(k) = s(k')``):
+
+        dx_rows[c, p] = sum_{o,k} w[o, c, k] g[o, p + s(k')]         a convolution of g
+        dw[o, c, k]   = sum_p x_rows[c, p] g[o, p + s(k')]           the same columns, times x
+
+    Both need ``p`` only on the rows that hold ``x`` (not the padding rows), so one im2col of
+    ``g`` (``C_out*KH*KW`` rows) and two products replace im2col of ``x``, the product that
+    makes ``dcols`` and the nine-fold scatter-add of col2im. Cheaper when ``C_out <= C``
+    (``_use_dy_columns``); the same sums in another order (float64 round-off).
+
+    dy: (n, C_out, H_out, W_out), x: (n, C, H, W) -> ``dx`` (n, C, H, W), ``dw`` (C_out, C/G, KH, KW).
+    ``buf`` is a scratch vector of at least ``_as_conv_scratch(...)`` elements.
+    """
+    xp = get_array_module(dy, x)
+    (n, C, H, W), (C_out, C_g, KH, KW) = x.shape, w.shape
+    G, Co_g = groups, C_out // groups
+    (ph, pw), (dh, dw_) = padding, dilation
+    H_out, W_out = dy.shape[2:]
+    R = W + 2 * pw                                                             # width of a wide row
+    S = (KH - 1) * dh * R + (KW - 1) * dw_                                     # the largest tap shift
+    F = S + (H + 2 * ph) * R                                                   # length of one shifted, widened dy
+    P = H * R                                                                  # positions of the rows that hold x
+    n_cols, n_g, n_x = C_out * KH * KW * n * P, C_out * n * F, C * n * P
+    buf = xp.empty(n_cols + n_g + n_x, dtype=dy.dtype) if buf is None else buf
+    g = buf[n_cols:n_cols + n_g].reshape(C_out, n, F)                          # dy widened and shifted, zeros around
+    g[:, :, :S] = 0
+    g[:, :, S + H_out * R:] = 0
+    g_rows = g[:, :, S:S + H_out * R].reshape(C_out, n, H_out, R)              # (C_out, n, H_out, R), a view
+    g_rows[..., :W_out] = dy.transpose(1, 0, 2, 3)
+    g_rows[..., W_out:] = 0                                                    # the extra outputs get no gradient
+    cols = _wide_im2col(g.transpose(1, 0, 2), (KH, KW), dilation, R, H, buf[:n_cols], offset=ph * R)
+    cols = cols.reshape(G, Co_g * KH * KW, n * P)                              # rows (o, kh', kw'), flipped taps
+    x_rows = buf[n_cols + n_g:].reshape(C, n, H, R)                            # x padded to rows of width R
+    x_rows[..., :pw] = 0
+    x_rows[..., pw + W:] = 0
+    x_rows[..., pw:pw + W] = x.transpose(1, 0, 2, 3)
+    x_rows = x_rows.reshape(G, C_g, n * P)                                     # (G, C/G, n*P)
+    w_flip = w[:, :, ::-1, ::-1].reshape(G, Co_g, C_g, KH * KW)                # taps flipped
+    w_flip = w_flip.transpose(0, 2, 1, 3).reshape(G, C_g, Co_g * KH * KW)      # (G, C/G, C_out/G*KH*KW)
+    dx_rows = xp.matmul(w_flip, cols).reshape(C, n, H, R)                      # (C, n, H, R)
+    dx_out = xp.empty_like(x) if dx_out is None else dx_out
+    dx_out[...] = dx_rows[..., pw:pw + W].transpose(1, 0, 2, 3)                # (n, C, H, W), padding cropped
+    dw_flip = xp.matmul(cols, x_rows.transpose(0, 2, 1))                       # (G, C_out/G*KH*KW, C/G)
+    dw = dw_flip.reshape(C_out, KH, KW, C_g)[:, ::-1, ::-1].transpose(0, 3, 1, 2)  # (C_out, C/G, KH, KW), taps back
+    return dx_out, dw
+
+
+def _as_conv_scratch(n, x_shape, w_shape, padding, dilation):
+    """Elements of scratch ``_conv2d_backward_as_conv`` uses for ``n`` samples: columns, widened dy, padded x."""
+    (_, C, H, W), (C_out, _, KH, KW) = x_shape, w_shape
+    R = W + 2 * padding[1]
+    F = (KH - 1) * dilation[0] * R + (KW - 1) * dilation[1] + (H + 2 * padding[0]) * R
+    return n * (C_out * KH * KW * H * R + C_out * F + C * H * R)
+
+
+def _use_dy_columns(stride, K, C_out, taps) -> bool:
+    """Whether the backward takes ``dx`` and ``dw`` from the columns of ``dy`` (``_conv2d_backward_as_conv``).
+
+    At stride 1 when those columns (``C_out * KH*KW`` rows) are no taller than the
+    columns of x (``K = C * KH*KW``), i.e. ``C_out <= C``; measured on the U-Net's float32
+    3x3 convolutions, batch 16: 1.3-1.9x faster than col2im when ``C_out = C / 2`` and about
+    equal at ``C_out = C``, while at ``C_out = 2 C`` col2im is ahead (and far ahead at 3 -> 16).
+    """
+    return stride == (1, 1) and C_out * taps <= K
+
+
+def _paths(stride, K, C_out, taps=9):
+    """The one place that picks the computation: (forward, backward) for these hyper-parameters.
+
+    Forward: wide rows at stride 1 when they pay (``_use_wide_rows``), else the plain path.
+    Backward: the columns of ``dy`` when they are no taller than those of ``x``
+    (``_use_dy_columns``), else the forward's own path (col2im).
 
     A third path, Winograd's F(2x2, 3x3) (``minseg.ops.winograd``), computes 3x3 stride-1
     convolutions with 2.25x fewer multiplications, exactly (1e-15 in float64); its input and
@@ -205,8 +289,12 @@ def _paths(stride, K, C_out):
     time of these paths, see its docstring), so it is not chosen here.
     """
     if _use_wide_rows(stride, K, C_out):
-        return _conv2d_wide, _conv2d_backward_wide
-    return _conv2d_plain, _conv2d_backward_plain
+        forward, backward = _conv2d_wide, _conv2d_backward_wide
+    else:
+        forward, backward = _conv2d_plain, _conv2d_backward_plain
+    if _use_dy_columns(stride, K, C_out, taps):
+        backward = _conv2d_backward_as_conv
+    return forward, backward
 
 
 # --------------------------------------------------------------------------- conv2d
@@ -256,7 +344,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     xp = get_array_module(x, w, b)
     N, C, H, W = x.shape
     C_out, _, KH, KW = w.shape
-    forward, _ = _paths(s, C * KH * KW, C_out)
+    forward, _ = _paths(s, C * KH * KW, C_out, KH * KW)
     L = H_out * (W + 2 * p[1] if forward is _conv2d_wide else W_out)  # columns per sample
     y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
     chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
@@ -302,15 +390,23 @@ def conv2d_backward(dy, cache: Conv2dCache):
     H_out, W_out = (conv_output_size(H, KH, s[0], p[0], d[0]), conv_output_size(W, KW, s[1], p[1], d[1]))
     check_shape(dy, (N, C_out, H_out, W_out), "dy", op)
     xp = get_array_module(dy, x)
-    _, backward = _paths(s, C * KH * KW, C_out)  # as the forward pass chose
-    L = H_out * (W + 2 * p[1] if backward is _conv2d_backward_wide else W_out)
+    _, backward = _paths(s, C * KH * KW, C_out, KH * KW)  # the rule the forward pass used
     dx = xp.empty_like(x)
-    dw_t = xp.zeros((G, C_g * KH * KW, C_out // G), dtype=x.dtype)  # dw transposed, summed over the chunks
-    chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
-    buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)
-    for n0, n1 in chunks:
-        _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:, :(n1 - n0) * L], dx_out=dx[n0:n1])
-        dw_t += dw_c
+    dw = xp.zeros(w.shape, dtype=x.dtype)  # summed over the chunks
+    if backward is _conv2d_backward_as_conv:
+        scratch_per_sample = _as_conv_scratch(1, x.shape, w.shape, p, d)
+        chunks, nc = _chunks(N, C_out * KH * KW * H * (W + 2 * p[1]) * x.itemsize)
+        buf = workspace(xp, (nc * scratch_per_sample,), x.dtype)
+        for n0, n1 in chunks:
+            _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:(n1 - n0) * scratch_per_sample],
+                               dx_out=dx[n0:n1])
+            dw += dw_c
+    else:
+        L = H_out * (W + 2 * p[1] if backward is _conv2d_backward_wide else W_out)
+        chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
+        buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)
+        for n0, n1 in chunks:
+            _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:, :(n1 - n0) * L], dx_out=dx[n0:n1])
+            dw += dw_c
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    dw = xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w.shape)  # (C_out, C_g, KH, KW)
     return dx, dw, db

@@ -178,11 +178,13 @@ def _wide_rows(x, padding):
     return x_pad.reshape(N, C, -1)  # (N, C, (Hp+1)*Wp)
 
 
-def _wide_im2col(x_rows, kernel_size, dilation, row, H_out, out):
-    """im2col at stride 1 on wide rows: ``out[(c, kh, kw), (n, q)] = x_rows[n, c, q + kh*d_h*row + kw*d_w]``.
+def _wide_im2col(x_rows, kernel_size, dilation, row, H_out, out, offset=0):
+    """im2col at stride 1 on wide rows: ``out[(c, kh, kw), (n, q)] = x_rows[n, c, offset + q + kh*d_h*row + kw*d_w]``.
 
     x_rows : (n, C, F) from ``_wide_rows``; ``row`` is its padded width Wp.
     out : (C*KH*KW, n*H_out*row), written; one contiguous copy per (tap, channel, sample).
+    offset : where the first output row starts in each flattened image (0 for a convolution;
+        ``conv._conv2d_backward_as_conv`` starts at the first unpadded row).
     """
     (KH, KW), (dil_h, dil_w) = kernel_size, dilation
     n, C, _ = x_rows.shape
@@ -191,7 +193,7 @@ def _wide_im2col(x_rows, kernel_size, dilation, row, H_out, out):
     x_t = x_rows.transpose(1, 0, 2)  # (C, n, F), a view
     for kh in range(KH):
         for kw in range(KW):
-            start = kh * dil_h * row + kw * dil_w
+            start = offset + kh * dil_h * row + kw * dil_w
             cols[:, kh, kw] = x_t[:, :, start:start + L]
     return out
 

@@ -434,9 +434,8 @@ def _conv2d_winograd(x, w, stride, padding, dilation, groups, buf=None, m=2):
 
 
 def _conv2d_backward_winograd(dy, x, w, stride, padding, dilation, groups, buf=None, m=2):
-    """The adjoint of ``_conv2d_winograd``. dy: (n, C_out, H_out, W_out) -> dx (n, C, H, W) and dw_t (1, C*9, C_out).
+    """The adjoint of ``_conv2d_winograd``. dy: (n, C_out, H_out, W_out) -> dx (n, C, H, W) and dw (C_out, C, 3, 3).
 
-    ``dw_t`` is ``dw`` transposed as conv2d's other paths return it: ``dw_t[0] == dw.reshape(C_out, -1).T``.
     ``buf`` holds ``V`` and then ``dV``, as in the forward.
     """
     assert winograd_applies(w.shape[2:], stride, dilation, groups), "the Winograd path is 3x3, stride 1, groups 1"
@@ -455,7 +454,7 @@ def _conv2d_backward_winograd(dy, x, w, stride, padding, dilation, groups, buf=N
     U = _kernel_transform(w, G)                                           # (a*a, C_out, C)
     dV = xp.matmul(U.transpose(0, 2, 1), dM, out=V)                       # (a*a, C, P), reusing V
     dx = _unsplit_crop(_input_transform_adjoint(dV, BT, T_h, T_w, x_p.shape), x.shape, padding)
-    return dx, dw.reshape(C_out, C * 9).T[None]                           # (n, C, H, W), (1, C*9, C_out)
+    return dx, dw.reshape(C_out, C, 3, 3)                                   # (n, C, H, W), (C_out, C, 3, 3)
 
 
 def winograd_work_size(n: int, C: int, H_out: int, W_out: int, m: int = 2) -> int:
@@ -573,12 +572,11 @@ def conv2d_winograd_backward(dy, cache: Conv2dCache, *, m=2):
     H_out, W_out = conv_output_size(H, 3, 1, p[0]), conv_output_size(W, 3, 1, p[1])
     check_shape(dy, (N, C_out, H_out, W_out), "dy", op)
     dx = xp.empty_like(x)
-    dw_t = xp.zeros((1, C * 9, C_out), dtype=x.dtype)
+    dw = xp.zeros(w.shape, dtype=x.dtype)  # summed over the chunks
     chunks, size = _chunks(N, C, H_out, W_out, m, x.itemsize)
     buf = xp.empty(size, dtype=x.dtype)
     for n0, n1 in chunks:
         dx[n0:n1], dw_c = _conv2d_backward_winograd(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf, m=m)
-        dw_t += dw_c
+        dw += dw_c
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    dw = xp.ascontiguousarray(dw_t[0].T).reshape(w.shape)                  # (C_out, C, 3, 3)
     return dx, dw, db
