@@ -267,12 +267,17 @@ def _conv_transpose2d_phases(x, w, s, p, d, groups, out_hw):
         n = min(N, n0 + nc) - n0
         M = n * Hg * Wg
         grid = _grid(xp, x[n0:n0 + n], G, plan_h.Q, plan_w.Q)              # (G, C_in/G, M + tail)
-        Z = xp.zeros((G, s[0], s[1], Co_g, M), dtype=x.dtype)     # the phase images, flattened
+        # the phase images Z and each product z live in reused scratch, not in fresh pages: a first
+        # write to fresh memory is a page fault, which made these additions 5x slower
+        scratch = workspace(xp, (2, G * s[0] * s[1] * Co_g * M), x.dtype)
+        Z = scratch[0].reshape(G, s[0], s[1], Co_g, M)             # the phase images, flattened
+        Z[...] = 0
         for qh, (kh, phase_h) in plan_h.shifts.items():
             for qw, (kw, phase_w) in plan_w.shifts.items():
                 w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)    # (G, nh*nw*C_out/G, C_in/G)
                 start = (plan_h.Q - qh) * Wg + (plan_w.Q - qw)             # the shift, as a flat offset
-                z = xp.matmul(w_shift, grid[:, :, start:start + M])  # (G, nh*nw*C_out/G, M)
+                z = scratch[1, :G * nh * nw * Co_g * M].reshape(G, nh * nw * Co_g, M)
+                xp.matmul(w_shift, grid[:, :, start:start + M], out=z)  # (G, nh*nw*C_out/G, M)
                 Z[:, phase_h, phase_w] += z.reshape(G, nh, nw, Co_g, M)
         # pixel shuffle: y_pad[s*m + a, s*l + b] = Z[a, b][m, l], cropped by the padding
         Z = Z.reshape(G, s[0], s[1], Co_g, n, Hg, Wg)

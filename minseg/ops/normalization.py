@@ -43,7 +43,7 @@ import math
 import numbers
 from typing import NamedTuple
 
-from ..backend import get_array_module
+from ..backend import get_array_module, workspace
 from ..shapes import check_array, check_float, check_nchw, check_ndim, check_shape
 
 __all__ = ["batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache",
@@ -208,7 +208,9 @@ def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
         return dy * scale.reshape(1, C, 1, 1), dgamma, dbeta
     # sum(g) = gamma * sum(dy) and sum(g * xhat) = gamma * sum(dy * xhat): reuse the sums above
     dx = dy - (sum_dy / M).reshape(1, C, 1, 1)
-    dx -= xhat * (sum_dy_xhat / M).reshape(1, C, 1, 1)
+    xp = get_array_module(dy)
+    # xhat * mean(dy * xhat) goes through reused scratch: a fresh 4 MB temporary costs a page-faulting pass
+    dx -= xp.multiply(xhat, (sum_dy_xhat / M).reshape(1, C, 1, 1), out=workspace(xp, xhat.shape, xhat.dtype))
     dx *= scale.reshape(1, C, 1, 1)
     return dx, dgamma, dbeta
 
