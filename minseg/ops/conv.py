@@ -166,16 +166,34 @@ def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None
 # --------------------------------------------------------------------------- the wide-rows path (stride 1)
 
 def _conv2d_wide(x, w, stride, padding, dilation, groups, buf=None):
-    """The plain path on wide rows (stride 1): one contiguous copy per tap, the extra outputs dropped."""
+    """The plain path on wide rows (stride 1): one contiguous copy per tap, the extra outputs dropped.
+
+    ``buf``, optional, is a scratch vector of at least ``_wide_scratch(...)`` elements; the product
+    is written there too, so the caller must copy the returned view out before the next call.
+    """
     xp = get_array_module(x, w)
     (n, C, H, W), (C_out, C_g, KH, KW) = x.shape, w.shape
     H_out, W_out = (conv_output_size(H, KH, 1, padding[0], dilation[0]), conv_output_size(W, KW, 1, padding[1], dilation[1]))
     R = W + 2 * padding[1]                                                     # width of a wide output row
     K = C_g * KH * KW
-    cols = _wide_im2col(_wide_rows(x, padding), (KH, KW), dilation, R, H_out, buf)  # (C*KH*KW, n*H_out*R)
-    y = xp.matmul(w.reshape(groups, C_out // groups, K), cols.reshape(groups, K, -1))  # (G, C_out/G, n*H_out*R)
+    L = H_out * R
+    if buf is None:
+        buf = xp.empty(_wide_scratch(n, x.shape, w.shape, padding, dilation), dtype=x.dtype)
+    n_cols, n_y = C * KH * KW * n * L, C_out * n * L                           # scratch: columns, product, padded x
+    cols, y, rows = buf[:n_cols], buf[n_cols:n_cols + n_y], buf[n_cols + n_y:]
+    cols = _wide_im2col(_wide_rows(x, padding, out=rows), (KH, KW), dilation, R, H_out, cols)  # (C*KH*KW, n*L)
+    y = y.reshape(groups, C_out // groups, n * L)                              # (G, C_out/G, n*H_out*R)
+    xp.matmul(w.reshape(groups, C_out // groups, K), cols.reshape(groups, K, -1), out=y)
     y = y.reshape(C_out, n, H_out, R)[..., :W_out]                             # (C_out, n, H_out, W_out), extra outputs dropped
     return y.transpose(1, 0, 2, 3)                                             # (n, C_out, H_out, W_out)
+
+
+def _wide_scratch(n, x_shape, w_shape, padding, dilation):
+    """Elements of scratch ``_conv2d_wide`` uses for ``n`` samples: columns, product, padded x."""
+    (_, C, H, W), (C_out, _, KH, KW) = x_shape, w_shape
+    R, Hp = W + 2 * padding[1], H + 2 * padding[0]
+    L = (Hp - dilation[0] * (KH - 1)) * R                                     # H_out * R
+    return n * ((C * KH * KW + C_out) * L + C * (Hp + 1) * R)
 
 
 def _conv2d_backward_wide(dy, x, w, stride, padding, dilation, groups, buf=None, dx_out=None):
@@ -348,9 +366,15 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     L = H_out * (W + 2 * p[1] if forward is _conv2d_wide else W_out)  # columns per sample
     y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
     chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
-    buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)  # the column buffer, reused by every chunk and call
-    for n0, n1 in chunks:
-        y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:, :(n1 - n0) * L])
+    if forward is _conv2d_wide:  # scratch reused by every chunk and call: the columns and the rest
+        per_sample = _wide_scratch(1, x.shape, w.shape, p, d)
+        buf = workspace(xp, (nc * per_sample,), x.dtype)
+        for n0, n1 in chunks:
+            y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:(n1 - n0) * per_sample])
+    else:
+        buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)  # the column buffer
+        for n0, n1 in chunks:
+            y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:, :(n1 - n0) * L])
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y, Conv2dCache(x, w, b is not None, s, p, d, groups)

@@ -164,16 +164,25 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1, *, out=N
 # so they add exactly nothing to dx or dw. One extra zero row below the padded image keeps the
 # slice of the last tap inside the image.
 
-def _wide_rows(x, padding):
+def _wide_rows(x, padding, out=None):
     """Zero-pad ``x`` for the wide-row unrolling and flatten each image.
 
     Returns ``(N, C, (H + 2 p_h + 1) * (W + 2 p_w))``: ``x`` at rows ``p_h ...`` and columns
     ``p_w ...`` of a zero image ``(H + 2 p_h + 1, W + 2 p_w)`` (padding, plus one extra zero row).
+    ``out``, optional, is scratch of at least that many elements to write it into.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
     ph, pw = padding
-    x_pad = xp.zeros((N, C, H + 2 * ph + 1, W + 2 * pw), dtype=x.dtype)
+    shape = (N, C, H + 2 * ph + 1, W + 2 * pw)
+    if out is None:
+        x_pad = xp.zeros(shape, dtype=x.dtype)
+    else:
+        x_pad = out.reshape(-1)[:N * C * shape[2] * shape[3]].reshape(shape)
+        x_pad[:, :, :ph] = 0
+        x_pad[:, :, ph + H:] = 0
+        x_pad[:, :, ph:ph + H, :pw] = 0
+        x_pad[:, :, ph:ph + H, pw + W:] = 0
     x_pad[:, :, ph:ph + H, pw:pw + W] = x
     return x_pad.reshape(N, C, -1)  # (N, C, (Hp+1)*Wp)
 
