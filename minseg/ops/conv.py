@@ -130,6 +130,29 @@ def _chunks(N: int, bytes_per_sample: int):
     return [(n0, min(N, n0 + nc)) for n0 in range(0, N, nc)], nc
 
 
+def _as_cols(buf, rows, cols=-1):
+    """A flat scratch vector ``buf`` as the (rows, cols) column matrix, or None (then im2col allocates)."""
+    return None if buf is None else buf[:rows * cols if cols > 0 else None].reshape(rows, cols)
+
+
+def _scratch_per_sample(path, x_shape, w_shape, stride, padding, dilation) -> int:
+    """Elements of scratch one sample needs on ``path``: its column matrix, and what the path keeps beside it.
+
+    The drivers cut the batch into chunks of about ``CHUNK_BYTES`` of it and hand each chunk a
+    slice of one reused ``workspace``.
+    """
+    if path is _conv2d_wide:
+        return _wide_scratch(1, x_shape, w_shape, padding, dilation)
+    if path is _conv2d_backward_as_conv:
+        return _as_conv_scratch(1, x_shape, w_shape, padding, dilation)
+    (_, C, H, W), (_, _, KH, KW) = x_shape, w_shape
+    H_out, W_out = (conv_output_size(n, k, s, p, d) for n, k, s, p, d in
+                    zip((H, W), (KH, KW), stride, padding, dilation))
+    if path is _conv2d_backward_wide:
+        W_out = W + 2 * padding[1]                                             # columns on wide rows
+    return C * KH * KW * H_out * W_out
+
+
 # --------------------------------------------------------------------------- the plain path
 
 def _conv2d_plain(x, w, stride, padding, dilation, groups, buf=None):
@@ -137,7 +160,7 @@ def _conv2d_plain(x, w, stride, padding, dilation, groups, buf=None):
     xp = get_array_module(x, w)
     n, (C_out, C_g, KH, KW) = x.shape[0], w.shape
     K = C_g * KH * KW
-    cols = im2col(x, (KH, KW), stride, padding, dilation, out=buf)            # (C*KH*KW, n*H_out*W_out)
+    cols = im2col(x, (KH, KW), stride, padding, dilation, out=_as_cols(buf, x.shape[1] * KH * KW))  # (C*KH*KW, n*L)
     H_out, W_out = (conv_output_size(x.shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a]) for a in (0, 1))
     y = xp.matmul(w.reshape(groups, C_out // groups, K), cols.reshape(groups, K, -1))  # (G, C_out/G, n*H_out*W_out)
     return y.reshape(C_out, n, H_out, W_out).transpose(1, 0, 2, 3)             # (n, C_out, H_out, W_out)
@@ -152,7 +175,7 @@ def _conv2d_backward_plain(dy, x, w, stride, padding, dilation, groups, buf=None
     xp = get_array_module(dy, x)
     n, (C_out, C_g, KH, KW) = x.shape[0], w.shape
     G, K = groups, C_g * KH * KW
-    cols = im2col(x, (KH, KW), stride, padding, dilation, out=buf).reshape(G, K, -1)  # (G, K, n*H_out*W_out)
+    cols = im2col(x, (KH, KW), stride, padding, dilation, out=_as_cols(buf, G * K)).reshape(G, K, -1)  # (G, K, n*L)
     dy_mat = dy.transpose(1, 0, 2, 3).reshape(G, C_out // G, -1)               # (G, C_out/G, n*H_out*W_out)
     # dw = dy_mat @ cols.T, computed as its transpose cols @ dy_mat.T: with the long n*L axis as the
     # reduction of a tall matrix, BLAS runs this several times faster when C_out is small
@@ -209,7 +232,7 @@ def _conv2d_backward_wide(dy, x, w, stride, padding, dilation, groups, buf=None,
     dy_w[..., :W_out] = dy.transpose(1, 0, 2, 3)
     dy_w[..., W_out:] = 0                                                      # the extra outputs get no gradient
     dy_w = dy_w.reshape(G, Co_g, n * L)                                        # (G, C_out/G, n*L)
-    cols = _wide_im2col(x_rows, (KH, KW), dilation, R, H_out, buf).reshape(G, K, n * L)
+    cols = _wide_im2col(x_rows, (KH, KW), dilation, R, H_out, _as_cols(buf, C * KH * KW, n * L)).reshape(G, K, n * L)
     dw_t = xp.matmul(cols, dy_w.transpose(0, 2, 1))                            # (G, K, C_out/G), as the plain path
     dcols = xp.matmul(w.reshape(G, Co_g, K).transpose(0, 2, 1), dy_w, out=cols).reshape(C * KH * KW, n * L)
     dx_rows = _wide_col2im(dcols, (KH, KW), dilation, R, H_out, out=xp.zeros_like(x_rows))
@@ -250,8 +273,8 @@ def _conv2d_backward_as_conv(dy, x, w, stride, padding, dilation, groups, buf=No
     S = (KH - 1) * dh * R + (KW - 1) * dw_                                     # the largest tap shift
     F = S + (H + 2 * ph) * R                                                   # length of one shifted, widened dy
     P = H * R                                                                  # positions of the rows that hold x
-    n_cols, n_g, n_x = C_out * KH * KW * n * P, C_out * n * F, C * n * P
-    buf = xp.empty(n_cols + n_g + n_x, dtype=dy.dtype) if buf is None else buf
+    n_cols, n_g = C_out * KH * KW * n * P, C_out * n * F                       # scratch: columns, widened dy, padded x
+    buf = xp.empty(_as_conv_scratch(n, x.shape, w.shape, padding, dilation), dtype=dy.dtype) if buf is None else buf
     g = buf[n_cols:n_cols + n_g].reshape(C_out, n, F)                          # dy widened and shifted, zeros around
     g[:, :, :S] = 0
     g[:, :, S + H_out * R:] = 0
@@ -363,18 +386,12 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     N, C, H, W = x.shape
     C_out, _, KH, KW = w.shape
     forward, _ = _paths(s, C * KH * KW, C_out, KH * KW)
-    L = H_out * (W + 2 * p[1] if forward is _conv2d_wide else W_out)  # columns per sample
     y = xp.empty((N, C_out, H_out, W_out), dtype=x.dtype)
-    chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
-    if forward is _conv2d_wide:  # scratch reused by every chunk and call: the columns and the rest
-        per_sample = _wide_scratch(1, x.shape, w.shape, p, d)
-        buf = workspace(xp, (nc * per_sample,), x.dtype)
-        for n0, n1 in chunks:
-            y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:(n1 - n0) * per_sample])
-    else:
-        buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)  # the column buffer
-        for n0, n1 in chunks:
-            y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:, :(n1 - n0) * L])
+    per_sample = _scratch_per_sample(forward, x.shape, w.shape, s, p, d)
+    chunks, nc = _chunks(N, per_sample * x.itemsize)
+    buf = workspace(xp, (nc * per_sample,), x.dtype)  # the scratch, reused by every chunk and call
+    for n0, n1 in chunks:
+        y[n0:n1] = forward(x[n0:n1], w, s, p, d, groups, buf[:(n1 - n0) * per_sample])
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y, Conv2dCache(x, w, b is not None, s, p, d, groups)
@@ -417,20 +434,11 @@ def conv2d_backward(dy, cache: Conv2dCache):
     _, backward = _paths(s, C * KH * KW, C_out, KH * KW)  # the rule the forward pass used
     dx = xp.empty_like(x)
     dw = xp.zeros(w.shape, dtype=x.dtype)  # summed over the chunks
-    if backward is _conv2d_backward_as_conv:
-        scratch_per_sample = _as_conv_scratch(1, x.shape, w.shape, p, d)
-        chunks, nc = _chunks(N, C_out * KH * KW * H * (W + 2 * p[1]) * x.itemsize)
-        buf = workspace(xp, (nc * scratch_per_sample,), x.dtype)
-        for n0, n1 in chunks:
-            _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:(n1 - n0) * scratch_per_sample],
-                               dx_out=dx[n0:n1])
-            dw += dw_c
-    else:
-        L = H_out * (W + 2 * p[1] if backward is _conv2d_backward_wide else W_out)
-        chunks, nc = _chunks(N, C * KH * KW * L * x.itemsize)
-        buf = workspace(xp, (C * KH * KW, nc * L), x.dtype)
-        for n0, n1 in chunks:
-            _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:, :(n1 - n0) * L], dx_out=dx[n0:n1])
-            dw += dw_c
+    per_sample = _scratch_per_sample(backward, x.shape, w.shape, s, p, d)
+    chunks, nc = _chunks(N, per_sample * x.itemsize)
+    buf = workspace(xp, (nc * per_sample,), x.dtype)
+    for n0, n1 in chunks:
+        _, dw_c = backward(dy[n0:n1], x[n0:n1], w, s, p, d, G, buf[:(n1 - n0) * per_sample], dx_out=dx[n0:n1])
+        dw += dw_c
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     return dx, dw, db
