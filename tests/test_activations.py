@@ -25,6 +25,20 @@ def test_relu_forward_backward(xp):
     assert check_backward(relu, relu_backward, {"x": x}).passed
 
 
+def test_relu_nan_and_inf_match_torch():
+    """PyTorch zeroes the gradient where y <= 0 only: at a NaN input the gradient flows through."""
+    torch = torch_or_skip()
+    x = np.array([np.nan, -1.0, 2.0, 0.0, -0.0, np.inf, -np.inf, 1e-300])
+    dy = np.arange(1.0, 9.0)
+    y, cache = relu(x)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.relu(tx)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(relu_backward(dy, cache), tx.grad.numpy())
+    np.testing.assert_array_equal(relu_backward(dy, cache), [1.0, 0, 3.0, 0, 0, 6.0, 0, 8.0])
+
+
 def test_relu_keeps_float32():
     y, cache = relu(np.ones((2, 2), np.float32))
     assert y.dtype == np.float32 and relu_backward(np.ones((2, 2), np.float32), cache).dtype == np.float32

@@ -2,7 +2,7 @@
 
 Each is a pure pair ``y, cache = op(x, ...)`` / ``dx = op_backward(dy, cache)``.
 
-    relu(x)        = max(x, 0)                      dx = dy * [y > 0]
+    relu(x)        = max(x, 0)                      dx = dy * [y != 0]
     softmax(x)_c   = exp(x_c - m) / sum_k exp(x_k - m),   m = max_k x_k  (stable)
                                                     dx = y * (dy - sum_c dy_c y_c)
     log_softmax(x) = x - m - log sum_k exp(x_k - m) dx = dy - softmax(x) * sum_c dy_c
@@ -11,7 +11,10 @@ Each is a pure pair ``y, cache = op(x, ...)`` / ``dx = op_backward(dy, cache)``.
 Subtracting the maximum before ``exp`` changes nothing mathematically
 (softmax is shift invariant) and keeps ``exp`` from overflowing.
 
-ReLU's derivative at exactly 0 is taken as 0, as in PyTorch.
+ReLU's derivative at exactly 0 is taken as 0, as in PyTorch. ``y`` is ``max(x, 0)``, so
+it is positive, zero or NaN, and ``[y != 0]`` is PyTorch's rule "zero where
+``y <= 0``": where ``x`` is NaN, ``y`` is NaN and the gradient flows through
+(``[y > 0]`` would block it).
 
 References
 ----------
@@ -46,7 +49,7 @@ def _check_axis(op, x, axis):
 # --------------------------------------------------------------------------- relu
 
 class ReluCache(NamedTuple):
-    """Fields: ``y`` the output ``max(x, 0)``; its positive entries are where gradient flows."""
+    """Fields: ``y`` the output ``max(x, 0)``; its nonzero entries (positive or NaN) are where gradient flows."""
 
     y: object
 
@@ -72,9 +75,9 @@ def relu(x):
 
 
 def relu_backward(dy, cache: ReluCache):
-    """Gradient of ``relu``: ``dx = dy`` where ``y > 0``, else 0."""
+    """Gradient of ``relu``: ``dx = dy`` where ``y != 0`` (y positive, or NaN as in PyTorch), else 0."""
     check_shape(dy, cache.y.shape, "dy", "relu_backward")
-    return dy * (cache.y > 0)  # a float times a bool mask keeps the float dtype (and is ~5x faster than where)
+    return dy * (cache.y != 0)  # a float times a bool mask keeps the float dtype (and is ~5x faster than where)
 
 
 # --------------------------------------------------------------------------- softmax
