@@ -332,12 +332,14 @@ PATH_CASES = [  # (N, C, C_out, H, W, k, groups, padding, dilation): stride 1, w
 ]
 
 
-PATHS = ["plain", "wide", "dy-columns"]  # forward plain / wide rows; the backward of "dy-columns" without col2im
+# forward plain / wide rows / one kernel row's columns; the backward of "dy-columns" without col2im
+PATHS = ["plain", "wide", "row-taps", "dy-columns"]
 
 
 def _force(monkeypatch, module, force):
-    """Make ``_paths`` pick ``force``: the plain path, wide rows, or wide rows with the dy-columns backward."""
+    """Make ``_paths`` pick ``force``: the plain path, wide rows, row taps, or the dy-columns backward."""
     monkeypatch.setattr(module, "_use_wide_rows", lambda stride, K, C_out: force != "plain")
+    monkeypatch.setattr(module, "_use_row_taps", lambda stride, K, C_out, taps, H_out, reach: force == "row-taps")
     monkeypatch.setattr(module, "_use_dy_columns", lambda stride, K, C_out, taps: force == "dy-columns")
 
 
@@ -412,12 +414,36 @@ def test_dy_columns_backward_edges_match_the_loops_and_torch(monkeypatch, case):
     np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", DY_COLUMN_CASES)
+def test_row_taps_forward_edges_match_the_loops_and_torch(monkeypatch, case):
+    """One kernel row's columns, the kernel rows summed: every border pixel, one sample per chunk."""
+    import minseg.ops.conv as module
+    from minseg import shapes
+
+    monkeypatch.setattr(module, "_use_row_taps", lambda stride, K, C_out, taps, H_out, reach: True)
+    monkeypatch.setattr(shapes, "CHUNK_BYTES", 1)
+    N, C, C_out, H, W, k, p, d = case
+    rng = np.random.default_rng(N + 10 * C + 100 * H + W + 1)
+    x, w, b = _inputs(rng, N, C, C_out, H, W, k, 1, True)
+    y, _ = conv2d(x, w, b, padding=p, dilation=d)
+    np.testing.assert_allclose(y, conv2d_loops(x, w, b, 1, p, d, 1), rtol=1e-12, atol=1e-12)
+    torch = pytest.importorskip("torch")
+    ty = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=p, dilation=d)
+    np.testing.assert_allclose(y, ty.numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_the_path_is_chosen_by_one_rule():
     """Wide rows at stride 1 when the columns are at least as tall as the output (K >= C_out); else plain."""
     from minseg.ops.conv import (_conv2d_backward_as_conv, _conv2d_backward_plain, _conv2d_backward_wide,
-                                 _conv2d_plain, _conv2d_wide, _paths)
+                                 _conv2d_plain, _conv2d_row_taps, _conv2d_wide, _paths)
 
     assert _paths((1, 1), 27, 16)[0] is _conv2d_wide
+    # one kernel row's columns when C_out <= C and the output is at least 8x taller than the reach
+    assert _paths((1, 1), 32 * 9, 16, 9, 64, 2)[0] is _conv2d_row_taps
+    assert _paths((1, 1), 16 * 9, 16, 9, 16, 2)[0] is _conv2d_row_taps
+    assert _paths((1, 1), 128 * 9, 128, 9, 8, 2)[0] is _conv2d_wide       # 8 rows: 2 of 10 wasted
+    assert _paths((1, 1), 16 * 9, 32, 9, 64, 2)[0] is _conv2d_wide        # C_out > C
+    assert _paths((2, 2), 32 * 9, 16, 9, 64, 2)[0] is _conv2d_plain
     assert _paths((1, 1), 9, 16)[0] is _conv2d_plain
     assert _paths((2, 2), 27, 16)[0] is _conv2d_plain
     # the backward: from the columns of dy when C_out <= C (stride 1), else as the forward chose

@@ -291,17 +291,29 @@ def test_backward_rejects_wrong_dy_shape():
 
 @pytest.mark.parametrize("case", LOOP_CASES)
 def test_plain_path_forced_matches_the_loops_and_the_phase_path(monkeypatch, case):
-    """``col2im(w_mat.T @ x_mat)``, multiplication by C.T read literally, equals the loops and the phase path."""
+    """``col2im(w_mat.T @ x_mat)``, multiplication by C.T read literally, and its backward by ``im2col(dy)``,
+    equal the loops and the phase paths (forward and backward)."""
     import minseg.ops.conv_transpose as module
 
     N, Ci, Co, H, W, k, s, p, o, d, g, bias = case
-    x, w, b = _inputs(np.random.default_rng(2), N, Ci, Co, H, W, k, g, bias)
+    rng = np.random.default_rng(2)
+    x, w, b = _inputs(rng, N, Ci, Co, H, W, k, g, bias)
     hyper = dict(stride=s, padding=p, output_padding=o, dilation=d, groups=g)
-    y_fast, _ = conv_transpose2d(x, w, b, **hyper)
+    y_fast, cache = conv_transpose2d(x, w, b, **hyper)
+    dy = rng.standard_normal(y_fast.shape)
+    grads_fast = conv_transpose2d_backward(dy, cache)
     monkeypatch.setattr(module, "_use_plain_path", lambda: True)
-    y_plain, _ = conv_transpose2d(x, w, b, **hyper)
+    y_plain, cache = conv_transpose2d(x, w, b, **hyper)
+    grads_plain = conv_transpose2d_backward(dy, cache)
     np.testing.assert_allclose(y_plain, conv_transpose2d_loops(x, w, b, **hyper), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(y_plain, y_fast, rtol=1e-12, atol=1e-12)
+    want = conv_transpose2d_backward_loops(dy, x, w, bias, **hyper)
+    for plain, fast, loops in zip(grads_plain, grads_fast, want):
+        if loops is None:
+            assert plain is None and fast is None
+            continue
+        np.testing.assert_allclose(plain, loops, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fast, loops, rtol=1e-12, atol=1e-12)
 
 
 def test_plain_path_forced_matches_torch_on_the_grid(monkeypatch):

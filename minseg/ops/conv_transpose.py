@@ -54,13 +54,21 @@ unrolled:
   into the flat array, so the product reads ``x`` in place.
 
 The backward pass is a convolution: ``dx = conv2d(dy, w)`` with the same
-stride, padding, dilation and groups, computed like ``conv2d`` itself, by
+stride, padding, dilation and groups. The plain backward
+(``_conv_transpose2d_backward_plain``) computes it like ``conv2d`` itself, by
 unrolling ``dy`` once (``im2col``) and two matrix products:
 
     cols = im2col(dy)                (C_out*KH*KW, N*H*W)
     dx   = w_mat @ cols              (C_in, N*H*W)            per group
     dw   = x_mat @ cols.T            (C_in, C_out*KH*KW)      per group
     db   = sum of dy over (n, i, j)
+
+The fast backward (``_conv_transpose2d_backward_phases``) is the phase path
+transposed: ``dy`` is de-interleaved into its phase images ``D`` (the inverse
+pixel shuffle, one copy of ``dy``), and per shift ``q`` the forward's product
+``Z += w_q.T @ x_shifted`` gives two products that read ``D`` and ``x`` in
+place, ``dw_q = D @ x_shifted.T`` and ``dx += w_q @ D_shifted``. No column
+matrix ``KH*KW`` times the size of ``dy`` is built.
 
 References
 ----------
@@ -222,7 +230,8 @@ def _shift_weights(w_g, kh, kw):
 # --------------------------------------------------------------------------- the two forward paths
 
 def _use_plain_path() -> bool:
-    """Whether to multiply by the transposed convolution matrix literally (``_conv_transpose2d_plain``).
+    """Whether to multiply by the transposed convolution matrix literally (``_conv_transpose2d_plain``)
+    and to take the backward from ``im2col(dy)`` (``_conv_transpose2d_backward_plain``).
 
     Only when the tests force it: both paths are exact, but they add the taps
     in a different order (different round-off), and the phase path reads ``x``
@@ -336,7 +345,9 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
     Computed phase by phase with one matrix product per shift
     (``_conv_transpose2d_phases``, see the module docstring); no zeros are
     inserted and no column matrix is built. ``_conv_transpose2d_plain`` is the
-    same product as ``col2im(w_mat.T @ x_mat)``.
+    same product as ``col2im(w_mat.T @ x_mat)``. The backward is the same
+    phase products transposed (``_conv_transpose2d_backward_phases``), or
+    ``im2col(dy)`` on the plain path.
 
     References
     ----------
@@ -388,11 +399,28 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
     x, w, has_bias, s, p, out_pad, d, G = cache
     N, C_in, H, W = x.shape
     _, Co_g, KH, KW = w.shape
-    C_out, Ci_g, K = Co_g * G, C_in // G, KH * KW
     H_out = conv_transpose_output_size(H, KH, s[0], p[0], out_pad[0], d[0])
     W_out = conv_transpose_output_size(W, KW, s[1], p[1], out_pad[1], d[1])
-    check_shape(dy, (N, C_out, H_out, W_out), "dy", op)
+    check_shape(dy, (N, Co_g * G, H_out, W_out), "dy", op)
+    backward = _conv_transpose2d_backward_plain if _use_plain_path() else _conv_transpose2d_backward_phases
+    dx, dw = backward(dy, x, w, s, p, d, G)
+    db = dy.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- the two backward paths
+
+def _conv_transpose2d_backward_plain(dy, x, w, s, p, d, G):
+    """The plain backward: ``cols = im2col(dy)``; ``dx = w_mat @ cols``, ``dw = x_mat @ cols.T`` per group.
+
+    This is ``conv2d``'s forward and weight gradient with x and dy swapped.
+    dy: (N, C_out, H_out, W_out) -> dx (N, C_in, H, W), dw (C_in, C_out/G, KH, KW).
+    """
     xp = get_array_module(dy, x)
+    N, C_in, H, W = x.shape
+    _, Co_g, KH, KW = w.shape
+    C_out, Ci_g, K = Co_g * G, C_in // G, KH * KW
+    H_out, W_out = dy.shape[2:]
     # the convolution of dy has (H_c, W_c) outputs: (H, W), or more when output_padding >= stride
     H_c, W_c = conv_output_size(H_out, KH, s[0], p[0], d[0]), conv_output_size(W_out, KW, s[1], p[1], d[1])
     L = H_c * W_c
@@ -414,5 +442,70 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache):
         dx[n0:n0 + n] = dx_c.reshape(C_in, n, H_c, W_c).transpose(1, 0, 2, 3)  # (n, C_in, H_c, W_c)
     if (H_c, W_c) != (H, W):
         dx = xp.ascontiguousarray(dx[:, :, :H, :W])
-    db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    return dx, dw_t.transpose(0, 2, 1).reshape(w.shape), db
+    return dx, dw_t.transpose(0, 2, 1).reshape(w.shape)
+
+
+def _conv_transpose2d_backward_phases(dy, x, w, s, p, d, G):
+    """The fast backward: the forward's phase products, transposed. No column matrix is built.
+
+    The forward computed, per shift ``q``, ``Z[r] += w_q.T @ grid[r + off_q]`` on flat
+    positions ``r`` of the phase images. Its transpose, with ``D`` the phase images of
+    ``dy`` (``dy`` de-interleaved: ``D[a, b][m, l] = dy_pad[s*m + a, s*l + b]``, zero where
+    the padding cropped), is
+
+        dw_q   = D @ grid[off_q : off_q + M].T          (phases*C_out/G, C_in/G) per shift
+        dx[r]  = sum over shifts of  w_q @ D[r + q_h*W_grid + q_w]
+
+    where ``dx`` sits at the origin of a grid as wide as the phase images (its
+    columns past ``W`` and rows past ``H`` are discarded). Each shift is two matrix
+    products reading ``D`` and ``grid`` in place; the only copies are ``D`` (the size
+    of ``dy``), ``grid`` (the size of ``x``) and ``dx``.
+    dy: (N, C_out, H_out, W_out) -> dx (N, C_in, H, W), dw (C_in, C_out/G, KH, KW).
+    """
+    xp = get_array_module(dy, x)
+    N, C_in, H, W = x.shape
+    _, Co_g, KH, KW = w.shape
+    Ci_g, (H_out, W_out) = C_in // G, dy.shape[2:]
+    plan_h, plan_w = _axis_plan(H, H_out, KH, s[0], p[0], d[0]), _axis_plan(W, W_out, KW, s[1], p[1], d[1])
+    Hg, Wg = H + plan_h.Q, W + plan_w.Q                                    # phase-image size
+    tail = plan_h.Q * Wg + plan_w.Q                                        # zeros read past the last image
+    P = s[0] * s[1]
+    w_g = w.reshape(G, Ci_g, Co_g, KH, KW)                                 # (G, C_in/G, C_out/G, KH, KW)
+    dw_g = xp.zeros((G, Ci_g, Co_g, KH, KW), dtype=x.dtype)
+    dx = xp.empty((N, C_in, H, W), dtype=x.dtype)
+    nc = chunk_size(N, P * Co_g * G * Hg * Wg * x.itemsize)
+    for n0 in range(0, N, nc):
+        n = min(N, n0 + nc) - n0
+        M = n * Hg * Wg
+        grid = _grid(xp, x[n0:n0 + n], G, plan_h.Q, plan_w.Q)              # (G, C_in/G, M + tail)
+        sizes = (G * P * Co_g * (M + tail), 2 * G * Ci_g * M)
+        scratch = workspace(xp, (sum(sizes),), x.dtype)
+        D = scratch[:sizes[0]].reshape(G, s[0], s[1], Co_g, M + tail)      # dy's phase images, flattened
+        D[...] = 0
+        D_img = D[..., :M].reshape(G, s[0], s[1], Co_g, n, Hg, Wg)         # a view of D
+        dy_g = dy[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...)
+        for a, rows in enumerate(plan_h.rows):
+            for c, cols in enumerate(plan_w.rows):
+                if rows is not None and cols is not None:  # the transpose of the forward's pixel shuffle
+                    D_img[:, a, c, :, :, rows[1], cols[1]] = dy_g[:, :, :, rows[0], cols[0]]
+        dx_c = scratch[sizes[0]:sizes[0] + G * Ci_g * M].reshape(G, Ci_g, M)
+        z = scratch[sizes[0] + G * Ci_g * M:].reshape(G, Ci_g, M)
+        first = True
+        for qh, (kh, phase_h) in plan_h.shifts.items():
+            for qw, (kw, phase_w) in plan_w.shifts.items():
+                w_shift, (nh, nw) = _shift_weights(w_g, kh, kw)            # (G, nh*nw*C_out/G, C_in/G)
+                rows_q = nh * nw * Co_g
+                off = (plan_h.Q - qh) * Wg + (plan_w.Q - qw)               # the forward's flat offset
+                start = qh * Wg + qw                                       # dx[r] reads D[r + start]
+                # (a copy only when the shift's phases are not a contiguous block of D's rows)
+                D_q = D[:, phase_h, phase_w, :, start:start + M].reshape(G, rows_q, M)
+                D_0 = D[:, phase_h, phase_w, :, :M].reshape(G, rows_q, M)
+                dw_q = xp.matmul(D_0, grid[:, :, off:off + M].transpose(0, 2, 1))  # (G, nh*nw*C_out/G, C_in/G)
+                dw_g[:, :, :, kh, kw] += dw_q.reshape(G, nh, nw, Co_g, Ci_g).transpose(0, 4, 3, 1, 2)
+                xp.matmul(w_shift.transpose(0, 2, 1), D_q, out=dx_c if first else z)  # (G, C_in/G, M)
+                if not first:
+                    dx_c += z
+                first = False
+        dx_img = dx_c.reshape(G * Ci_g, n, Hg, Wg)[:, :, :H, :W]             # (C_in, n, H, W), a view
+        dx[n0:n0 + n] = dx_img.transpose(1, 0, 2, 3)
+    return dx, dw_g.reshape(w.shape)
