@@ -335,3 +335,49 @@ def test_plain_path_forced_matches_torch_on_the_grid(monkeypatch):
         np.testing.assert_allclose(y, ty.numpy(), rtol=1e-12, atol=1e-12)
         checked += 1
     assert checked >= 12
+
+
+# --------------------------------------------------------------------------- many phases: one transpose
+
+MANY_PHASE_CASES = [
+    # N, C_in, C_out, H, W, k, stride, padding, output_padding, dilation, groups, bias
+    (2, 3, 2, 2, 3, 16, 8, 4, 0, 1, 1, True),              # FCN-8s' x8 upsampling, small
+    (1, 2, 4, 3, 2, (5, 7), (5, 4), (2, 3), (1, 3), 1, 2, False),
+    (1, 2, 2, 2, 2, 3, (4, 5), (0, 1), (5, 0), (6, 2), 1, True),  # output_padding >= stride: rows past the phases
+]
+
+
+@pytest.mark.parametrize("few", [None, 0])
+@pytest.mark.parametrize("case", MANY_PHASE_CASES + LOOP_CASES[:3])
+def test_pixel_shuffle_by_one_transpose_matches_the_loops(monkeypatch, case, few):
+    """More than ``_FEW_PHASES`` phases interleave through a padded image: every border pixel as the loops."""
+    import minseg.ops.conv_transpose as module
+
+    if few is not None:  # every case through the transpose
+        monkeypatch.setattr(module, "_FEW_PHASES", few)
+    N, Ci, Co, H, W, k, s, p, o, d, g, bias = case
+    rng = np.random.default_rng(H * 10 + W)
+    x, w, b = _inputs(rng, N, Ci, Co, H, W, k, g, bias)
+    hyper = dict(stride=s, padding=p, output_padding=o, dilation=d, groups=g)
+    y, cache = conv_transpose2d(x, w, b, **hyper)
+    np.testing.assert_allclose(y, conv_transpose2d_loops(x, w, b, **hyper), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    for got, want in zip(conv_transpose2d_backward(dy, cache), conv_transpose2d_backward_loops(dy, x, w, bias, **hyper)):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_many_phases_match_torch(torch):
+    for N, Ci, Co, H, W, k, s, p, o, d, g, bias in MANY_PHASE_CASES:
+        x, w, b = _inputs(np.random.default_rng(5), N, Ci, Co, H, W, k, g, True)
+        hyper = dict(stride=s, padding=p, output_padding=o, dilation=d, groups=g)
+        y, cache = conv_transpose2d(x, w, b, **hyper)
+        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        ty = torch.nn.functional.conv_transpose2d(tx, tw, tb, **hyper)
+        dy = np.random.default_rng(6).standard_normal(y.shape)
+        ty.backward(torch.tensor(dy))
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+        for got, want in zip(conv_transpose2d_backward(dy, cache), (tx.grad, tw.grad, tb.grad)):
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
