@@ -226,12 +226,13 @@ def _conv2d_row_taps(x, w, stride, padding, dilation, groups, buf=None):
     Every kernel row ``kh`` reads the same wide rows, ``kh*d_h`` image rows further on. So the
     columns are built for the ``KW`` taps of one kernel row, over all ``H_out + (KH-1) d_h``
     padded rows (``cols[(c, kw), (n, q)] = x_rows[n, c, q + kw*d_w]``), and each kernel row is
-    one product reading them at a shift of ``kh*d_h*R`` columns:
+    a product whose output is read at a shift of ``kh*d_h*R`` columns:
 
-        y[o, q] = sum over kh of  w[o, :, kh, :] @ cols[:, q + kh*d_h*R]
+        P[kh] = w[:, :, kh, :] @ cols               all KH kernel rows in one product (KH*C_out rows)
+        y[o, q] = sum over kh of  P[kh][o, q + kh*d_h*R]
 
     ``KH`` times fewer copies than ``_conv2d_wide``, for ``KH - 1`` more passes over the
-    product (C_out rows) and ``(KH-1) d_h`` wasted rows per sample: faster when ``C_out <= C``
+    output (C_out rows) and ``(KH-1) d_h`` wasted rows per sample: faster when ``C_out <= C``
     and the image is tall (``_use_row_taps``). x: (n, C, H, W) -> (n, C_out, H_out, W_out), a view
     into ``buf`` (a scratch vector of at least ``_row_taps_scratch(...)`` elements).
     """
@@ -245,27 +246,29 @@ def _conv2d_row_taps(x, w, stride, padding, dilation, groups, buf=None):
     J = n * L - (KH - 1) * dh * R                                              # columns one product reads
     if buf is None:
         buf = xp.empty(_row_taps_scratch(n, x.shape, w.shape, padding, dilation), dtype=x.dtype)
-    n_cols, n_y = C * KW * n * L, C_out * n * L                                # scratch: columns, product, its
-    cols, y, z, rows = (buf[:n_cols], buf[n_cols:n_cols + n_y],                # summand, padded x
-                        buf[n_cols + n_y:n_cols + 2 * n_y], buf[n_cols + 2 * n_y:])
+    n_cols, n_p = C * KW * n * L, KH * C_out * n * L                           # scratch: columns, products, padded x
+    cols, prods, rows = buf[:n_cols], buf[n_cols:n_cols + n_p], buf[n_cols + n_p:]
     cols = _wide_im2col(_wide_rows(x, padding, out=rows), (1, KW), dilation, R, Hp, cols)  # (C*KW, n*L)
     cols = cols.reshape(G, C_g * KW, n * L)                                    # rows (c, kw) per group
-    y, z = y.reshape(G, Co_g, n * L), z.reshape(G, Co_g, n * L)
-    for kh in range(KH):
-        w_kh = w[:, :, kh, :].reshape(G, Co_g, C_g * KW)                       # (G, C_out/G, C/G*KW), a copy
+    w_rows = w.reshape(G, Co_g, C_g, KH, KW).transpose(0, 3, 1, 2, 4)          # (G, KH, C_out/G, C/G, KW)
+    w_rows = w_rows.reshape(G, KH * Co_g, C_g * KW)                            # rows (kh, o): a copy
+    prods = prods.reshape(G, KH * Co_g, n * L)
+    xp.matmul(w_rows, cols, out=prods)                                         # every kernel row in one product
+    prods = prods.reshape(G, KH, Co_g, n * L)                                  # (G, KH, C_out/G, n*L)
+    y = prods[:, 0]                                                            # kernel row 0, summed into in place
+    for kh in range(1, KH):
         shift = kh * dh * R                                                    # kernel row kh: dh*kh rows down
-        xp.matmul(w_kh, cols[:, :, shift:shift + J], out=y[:, :, :J] if kh == 0 else z[:, :, :J])
-        if kh:
-            y[:, :, :J] += z[:, :, :J]
+        y[:, :, :J] += prods[:, kh, :, shift:shift + J]
     y = y.reshape(C_out, n, Hp, R)[:, :, :H_out, :W_out]                      # extra rows and outputs dropped
     return y.transpose(1, 0, 2, 3)                                             # (n, C_out, H_out, W_out)
 
 
 def _row_taps_scratch(n, x_shape, w_shape, padding, dilation):
-    """Elements of scratch ``_conv2d_row_taps`` uses for ``n`` samples: columns, product and summand, padded x."""
-    (_, C, H, W), (C_out, _, _, KW) = x_shape, w_shape
+    """Elements of scratch ``_conv2d_row_taps`` uses for ``n`` samples: columns, KH products, padded x."""
+    (_, C, H, W) = x_shape
     R, Hp = W + 2 * padding[1], H + 2 * padding[0]
-    return n * ((C * KW + 2 * C_out) * Hp * R + C * (Hp + 1) * R)
+    (C_out, _, KH, KW) = w_shape
+    return n * ((C * KW + KH * C_out) * Hp * R + C * (Hp + 1) * R)
 
 
 def _wide_scratch(n, x_shape, w_shape, padding, dilation):
