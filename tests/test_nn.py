@@ -89,6 +89,87 @@ def test_batch_norm_layer_matches_torch_train_and_eval():
     np.testing.assert_array_equal(bn.running_mean, running)  # eval mode leaves the statistics alone
 
 
+# --------------------------------------------------------------------------- batch norm + ReLU, fused
+
+def _unfused(x, gamma, beta, dy, **kw):
+    from minseg.ops import relu, relu_backward
+
+    y, cache = batch_norm2d(x, gamma, beta, **kw)
+    r, rcache = relu(y)
+    return r, batch_norm2d_backward(relu_backward(dy, rcache), cache)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_relu_is_relu_of_batch_norm_bit_for_bit(dtype, training, affine):
+    """The fused op gives exactly the numbers of the two ops in a row, NaN and inf included."""
+    from minseg.ops import batch_norm_relu2d, batch_norm_relu2d_backward
+
+    x = _rand((3, 4, 5, 6), 1, dtype) * 2 + 0.3
+    x[0, 1, 2, 3] = np.nan                         # a NaN input: its channel's statistics are NaN
+    dy = _rand(x.shape, 2, dtype)
+    gamma, beta = (_rand(4, 3, dtype), _rand(4, 4, dtype)) if affine else (None, None)
+    kw = {} if training else dict(running_mean=_rand(4, 5, dtype), running_var=np.abs(_rand(4, 6, dtype)) + 0.5)
+    y, cache = batch_norm_relu2d(x, gamma, beta, training=training, **kw)
+    grads = batch_norm_relu2d_backward(dy.copy(), cache)
+    want_y, want_grads = _unfused(x, gamma, beta, dy, training=training, **kw)
+    np.testing.assert_array_equal(y, want_y)
+    assert y.dtype == dtype
+    for got, want in zip(grads, want_grads):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype == dtype
+
+
+def test_batch_norm_relu_gradcheck():
+    from minseg.ops import batch_norm_relu2d, batch_norm_relu2d_backward
+
+    inputs = {"x": _rand((3, 4, 5, 2)) * 3 + 1, "gamma": _rand(4, 1), "beta": _rand(4, 2)}
+    assert check_backward(batch_norm_relu2d, batch_norm_relu2d_backward, inputs, training=True).passed
+
+
+def test_batch_norm_relu_backward_leaves_dy_alone():
+    from minseg.ops import batch_norm_relu2d, batch_norm_relu2d_backward
+
+    x, dy = _rand((2, 3, 4, 4), 1), _rand((2, 3, 4, 4), 2)
+    _, cache = batch_norm_relu2d(x, _rand(3, 3), _rand(3, 4))
+    before = dy.copy()
+    batch_norm_relu2d_backward(dy, cache)
+    np.testing.assert_array_equal(dy, before)
+    with pytest.raises(ValueError, match=r"batch_norm_relu2d_backward: expected dy of shape \(2, 3, 4, 4\)"):
+        batch_norm_relu2d_backward(dy[:, :2], cache)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_conv_bn_relu_block_equals_its_children_one_by_one(training):
+    """``ConvBNReLU`` runs batch norm + ReLU fused: outputs, gradients and running statistics as unfused."""
+    from minseg.nn.blocks import ConvBNReLU
+
+    fused = ConvBNReLU(3, 5, rng=np.random.default_rng(0), dtype=np.float32)
+    plain = ConvBNReLU(3, 5, rng=np.random.default_rng(0), dtype=np.float32)
+    fused.train(training)
+    plain.train(training)
+    for step in range(2):
+        x, dy = _rand((2, 3, 6, 7), step, np.float32), _rand((2, 5, 6, 7), step + 10, np.float32)
+        y = fused.forward(x)
+        dx = fused.backward(dy)
+        h = x
+        for child in plain._children.values():
+            h = child.forward(h)
+        d = dy
+        for child in reversed(list(plain._children.values())):
+            d = child.backward(d)
+        np.testing.assert_array_equal(y, h)
+        np.testing.assert_array_equal(dx, d)
+        for (name, p), (_, q) in zip(fused.named_parameters(), plain.named_parameters()):
+            np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+        for (name, a), (_, b) in zip(fused.named_buffers(), plain.named_buffers()):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
 def test_batch_norm_errors():
     with pytest.raises(ValueError, match="expected more than 1 value per channel"):
         batch_norm2d(np.ones((1, 2, 1, 1)))
@@ -305,3 +386,24 @@ def test_upsample_and_global_pool_layers():
     gap = nn.GlobalAvgPool2d()
     np.testing.assert_allclose(gap.forward(x), x.mean(axis=(2, 3), keepdims=True), rtol=1e-13)
     check_layer(gap, x)
+
+
+def test_conv_bn_relu_block_with_a_swapped_child_runs_that_child():
+    """Swap the ReLU for another layer and the block no longer fuses: the new layer runs, both ways."""
+    from minseg.nn.blocks import ConvBNReLU
+    from minseg.nn.module import Module
+
+    class Halve(Module):
+        def forward(self, x):
+            return x / 2
+
+        def backward(self, dy):
+            return dy / 2
+
+    block = ConvBNReLU(2, 3, rng=np.random.default_rng(0), dtype=np.float64)
+    x, dy = _rand((2, 2, 5, 5), 1), _rand((2, 3, 5, 5), 2)
+    setattr(block, "2", Halve())
+    y = block.forward(x)
+    conv, bn = block._children["0"], block._children["1"]
+    np.testing.assert_array_equal(y, bn.forward(conv.forward(x)) / 2)
+    np.testing.assert_array_equal(block.backward(dy), conv.backward(bn.backward(dy / 2)))

