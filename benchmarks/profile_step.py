@@ -61,6 +61,8 @@ CATEGORIES = {
     "conv_transpose.conv_transpose2d": "conv_transpose2d forward (upsampling)",
     "conv_transpose.conv_transpose2d_backward": "conv_transpose2d backward (upsampling)",
     "normalization.batch_norm2d": "batch norm forward", "normalization.batch_norm2d_backward": "batch norm backward",
+    "normalization.batch_norm_relu2d": "batch norm + relu forward",
+    "normalization.batch_norm_relu2d_backward": "batch norm + relu backward",
     "activations.relu": "relu forward", "activations.relu_backward": "relu backward",
     "activations.dropout": "dropout", "activations.dropout_backward": "dropout",
     "pooling.max_pool2d": "max pool forward", "pooling.max_pool2d_backward": "max pool backward",

@@ -291,6 +291,8 @@ def _conv_transpose2d_phases(x, w, s, p, d, groups, out_hw):
     w_g = w.reshape(G, C_in // G, Co_g, KH, KW)                    # (G, C_in/G, C_out/G, KH, KW)
     covered = plan_h.covered and plan_w.covered
     shifts = _shifts(w_g, plan_h, plan_w)
+    shifts.sort(key=lambda shift: -shift.w.shape[1])               # one that reaches every phase first, if any
+    every_phase = shifts[0].w.shape[1] == s[0] * s[1] * Co_g        # then Z needs no zeros and one addition less
     y = (xp.empty if covered else xp.zeros)((N, C_out, H_out, W_out), dtype=x.dtype)
     nc = chunk_size(N, s[0] * s[1] * C_out * Hg * Wg * x.itemsize)
     for n0 in range(0, N, nc):
@@ -301,10 +303,14 @@ def _conv_transpose2d_phases(x, w, s, p, d, groups, out_hw):
         # write to fresh memory is a page fault, which made these additions 5x slower
         scratch = workspace(xp, (2, G * s[0] * s[1] * Co_g * M), x.dtype)  # Z, and z (or the padded y)
         Z = scratch[0].reshape(G, s[0], s[1], Co_g, M)             # the phase images, flattened
-        Z[...] = 0
-        for shift in shifts:
+        if not every_phase:
+            Z[...] = 0
+        for i, shift in enumerate(shifts):
             (qh, qw), rows_q = shift.q, shift.w.shape[1]
             start = (plan_h.Q - qh) * Wg + (plan_w.Q - qw)             # the shift, as a flat offset
+            if i == 0 and every_phase:  # its taps reach every phase: the product is all of Z
+                xp.matmul(shift.w, grid[:, :, start:start + M], out=Z.reshape(G, rows_q, M))
+                continue
             z = scratch[1, :G * rows_q * M].reshape(G, rows_q, M)
             xp.matmul(shift.w, grid[:, :, start:start + M], out=z)     # (G, nh*nw*C_out/G, M)
             Z[:, shift.phases[0], shift.phases[1]] += z.reshape(G, *Z[0, shift.phases[0], shift.phases[1]].shape)
@@ -342,6 +348,11 @@ def _pixel_shuffle(Z, y_g, plan_h, plan_w, s, p, scratch):
     y_g[:, :, :, :h, :w] = y_pad[:, :, :, p[0]:p[0] + h, p[1]:p[1] + w]
 
 
+def _fills(rows, n_grid) -> bool:
+    """Whether every phase's image rows ``0 .. n_grid-1`` receive output rows (an ``_AxisPlan.rows``)."""
+    return all(r is not None and r[1] == slice(0, n_grid) for r in rows)
+
+
 def _pixel_unshuffle(dy_g, D_img, plan_h, plan_w):
     """The transpose of ``_pixel_shuffle``: ``D[a, b][m, l] = dy_pad[s*m + a, s*l + b]``, zero in the padding.
 
@@ -349,7 +360,9 @@ def _pixel_unshuffle(dy_g, D_img, plan_h, plan_w):
     One slice assignment per phase: with many phases (stride 32) this measured faster than one
     transpose through a padded image, whose innermost axis is then only Wg long.
     """
-    D_img[...] = 0
+    G, s_h, s_w, Co_g, n, Hg, Wg = D_img.shape
+    if not (_fills(plan_h.rows, Hg) and _fills(plan_w.rows, Wg)):  # some phase-image rows see only padding
+        D_img[...] = 0
     for a, rows in enumerate(plan_h.rows):
         for c, cols in enumerate(plan_w.rows):
             if rows is not None and cols is not None:
