@@ -17,8 +17,9 @@
 # 3. the whole convolution as **one matrix product** with that matrix (`minseg.ops.conv2d`).
 #
 # Then stride (보폭), padding (패딩) and dilation (팽창) and the output-size formula; the backward pass
-# derived from the matrix form and checked numerically; and filters at work on an image: a hand-made
-# edge filter, and the same filter learned by gradient descent.
+# derived from the matrix form and checked numerically; filters at work on an image: a hand-made
+# edge filter, and the same filter learned by gradient descent; and Winograd's algorithm, which makes
+# the same outputs with fewer multiplications.
 
 # %%
 import os
@@ -32,6 +33,7 @@ from minseg import exercises
 from minseg.data import load_dataset
 from minseg.gradcheck import check_backward
 from minseg.ops import col2im, conv2d, conv2d_backward, im2col
+from minseg.ops.winograd import conv2d_winograd, conv2d_winograd_backward, winograd_matrices
 from minseg.reference import conv2d_backward_loops, conv2d_loops
 from minseg.shapes import conv_output_size
 
@@ -381,6 +383,134 @@ plt.show()
 # the quick setting; the cell prints the difference). A real network learns many such filters at once, for whatever its loss rewards,
 # and in deeper layers filters of filters.
 #
+# ## 6. Fewer multiplications: Winograd's F(2x2, 3x3)
+#
+# im2col spends `KH*KW = 9` multiplications on every output pixel and input channel. Winograd's minimal
+# filtering algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016) needs
+# fewer, by reusing sums of neighbouring inputs. In one dimension, two outputs of a 3-tap filter `g` on
+# four inputs `d`, written F(2, 3):
+#
+# `m1 = (d0 - d2) g0`,   `m2 = (d1 + d2) (g0 + g1 + g2) / 2`,   `m3 = (d2 - d1) (g0 - g1 + g2) / 2`,   `m4 = (d1 - d3) g2`
+#
+# `y0 = m1 + m2 + m3 = d0 g0 + d1 g1 + d2 g2`,   `y1 = m2 - m3 - m4 = d1 g0 + d2 g1 + d3 g2`
+#
+# Four multiplications instead of six: the filter-side factors (`(g0 + g1 + g2) / 2`, ...) are computed
+# once per filter, not once per pixel. On the first row of section 1's example, `d = 0, 1, 2, 3` and
+# `g = 1, 2, 3`:
+
+# %%
+d, g = x[0, 0, 0], w[0, 0, 0]                                # first input row, first kernel row
+m1, m4 = (d[0] - d[2]) * g[0], (d[1] - d[3]) * g[2]
+m2, m3 = (d[1] + d[2]) * (g[0] + g[1] + g[2]) / 2, (d[2] - d[1]) * (g[0] - g[1] + g[2]) / 2
+print(f"m1 = {m1:g}, m2 = {m2:g}, m3 = {m3:g}, m4 = {m4:g}")
+print(f"Winograd: y0 = m1 + m2 + m3 = {m1 + m2 + m3:g},  y1 = m2 - m3 - m4 = {m2 - m3 - m4:g}")
+print(f"direct:   y0 = {d[0:3] @ g:g},  y1 = {d[1:4] @ g:g}")
+assert np.isclose(m1 + m2 + m3, d[0:3] @ g) and np.isclose(m2 - m3 - m4, d[1:4] @ g)
+
+# %% [markdown]
+# Nesting the 1-D algorithm in both axes gives F(2x2, 3x3): a 2x2 block of outputs from one 4x4 tile of
+# input, as matrices (`minseg.ops.winograd.winograd_matrices(2)` returns `B^T`, `G`, `A^T`),
+#
+# `Y = A^T [ (G g G^T) * (B^T d B) ] A`,   `*` the element-wise product,
+#
+# with 16 multiplications where the definition needs 36. Section 1's example is exactly one tile: the 4x4
+# input 0..15 and the 3x3 kernel 1..9, whose 2x2 output the loops computed.
+
+# %%
+BT, G, AT = winograd_matrices(2)                             # (4, 4), (4, 3), (2, 4)
+U = G @ w[0, 0] @ G.T                                        # the kernel, transformed: (4, 4), once per filter
+V = BT @ x[0, 0] @ BT.T                                      # the input tile, transformed: (4, 4), additions only
+Y = AT @ (U * V) @ AT.T                                      # 16 products, then additions: (2, 2)
+print("B^T =\n", BT, "\nG =\n", G, "\nA^T =\n", AT)
+print("U = G g G^T =\n", U, "\nV = B^T d B =\n", V)
+print("Y = A^T (U * V) A =\n", Y, "\nconv2d_loops =\n", y_loops[0, 0])
+assert np.allclose(Y, y_loops[0, 0], rtol=1e-12, atol=1e-12)
+direct, fast = 9 * Y.size, U.size
+print(f"multiplications per tile: {direct} direct, {fast} Winograd ({direct / fast:.2f}x fewer)")
+
+# %% [markdown]
+# A whole image is cut into 4x4 tiles that start every 2 pixels, so neighbouring tiles overlap by 2
+# (the kernel's reach), and each tile makes the 2x2 block of outputs in its top-left corner. The picture
+# shows three tiles of an 8x8 input and the output blocks they fill:
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+colors = ["tab:blue", "tab:orange", "tab:green"]
+for ax, size, title in [(axes[0], 8, "input 8x8: 4x4 tiles, every 2 pixels"), (axes[1], 6, "output 6x6: 2x2 blocks")]:
+    ax.set_xlim(-0.5, size - 0.5); ax.set_ylim(size - 0.5, -0.5)
+    ax.set_xticks(range(size)); ax.set_yticks(range(size)); ax.grid(True, color="0.85")
+    ax.set_aspect("equal"); ax.set_title(title)
+for (r, c), color in zip([(0, 0), (0, 2), (2, 2)], colors):
+    axes[0].add_patch(Rectangle((c - 0.5, r - 0.5), 4, 4, alpha=0.2, color=color))
+    axes[0].add_patch(Rectangle((c - 0.4, r - 0.4), 3.8, 3.8, fill=False, lw=2.5, ec=color))
+    axes[1].add_patch(Rectangle((c - 0.5, r - 0.5), 2, 2, alpha=0.5, color=color))
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# With channels, the element-wise products of one tile position `(k, l)` become a sum over input channels:
+# for each of the 16 positions one matrix product `U[k, l] @ V[k, l]`, shape `(C_out, C) @ (C, tiles)`.
+# That is `minseg.ops.winograd.conv2d_winograd` (3x3 kernels, stride 1, any padding). Its backward pass runs the
+# adjoints of the transforms in reverse. In float64 it agrees with `conv2d`, forward and every gradient:
+
+# %%
+x_w = rng.standard_normal((2, 4, 9, 7))                     # (N, C, H, W): odd sizes, partial last tiles
+w_w = rng.standard_normal((6, 4, 3, 3))                     # (C_out, C, 3, 3)
+b_w = rng.standard_normal(6)
+y_win, cache_win = conv2d_winograd(x_w, w_w, b_w, padding=1)
+y_ref, cache_ref = conv2d(x_w, w_w, b_w, padding=1)
+dy_w = rng.standard_normal(y_ref.shape)
+rel = lambda a, r: np.abs(a - r).max() / np.abs(r).max()   # noqa: E731  normwise relative error
+print(f"y:  relative difference Winograd vs conv2d {rel(y_win, y_ref):.1e}")
+for name, a, r in zip(["dx", "dw", "db"], conv2d_winograd_backward(dy_w, cache_win), conv2d_backward(dy_w, cache_ref)):
+    print(f"{name}: relative difference Winograd vs conv2d {rel(a, r):.1e}")
+    assert rel(a, r) < 1e-12
+assert rel(y_win, y_ref) < 1e-12
+
+# %% [markdown]
+# In float32 the transforms add and subtract neighbouring values before multiplying, which could cost
+# accuracy. Measured against the float64 result, next to im2col's own float32 error:
+
+# %%
+x32, w32 = x_w.astype(np.float32), w_w.astype(np.float32)
+exact, _ = conv2d(x32.astype(np.float64), w32.astype(np.float64), padding=1)
+err_im2col = rel(conv2d(x32, w32, padding=1)[0], exact)
+err_win = rel(conv2d_winograd(x32, w32, padding=1)[0], exact)
+print(f"float32 relative error: im2col {err_im2col:.1e}, Winograd F(2x2, 3x3) {err_win:.1e}")
+assert err_win < 10 * max(err_im2col, np.finfo(np.float32).eps)
+
+# %% [markdown]
+# Fewer multiplications is not automatically faster. The 16 products shrink by the factor printed above,
+# but the input and output transforms are element-wise passes over arrays 4 times the size of the input,
+# and NumPy runs those on one core at memory speed. Timed on one batch here (float32, the median of a few
+# runs):
+
+# %%
+x_t = rng.standard_normal((8, 32, 32, 32)).astype(np.float32)   # (N, C, H, W)
+w_t = (rng.standard_normal((32, 32, 3, 3)) * 0.1).astype(np.float32)
+
+
+def median_ms(fn, repeats=5):
+    fn()                                                     # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+t_im2col = median_ms(lambda: conv2d(x_t, w_t, padding=1))
+t_win = median_ms(lambda: conv2d_winograd(x_t, w_t, padding=1))
+print(f"conv2d (im2col) {t_im2col:.1f} ms, conv2d_winograd {t_win:.1f} ms: Winograd takes "
+      f"{t_win / t_im2col:.2f}x the time of im2col on this machine")
+
+# %% [markdown]
+# Whether Winograd pays depends on what the transforms cost next to the products they shrink. Here they
+# are separate memory-bound NumPy passes, so `minseg.ops.conv2d` keeps im2col, and `conv2d_winograd` is
+# there to study and to measure (`benchmarks/bench_winograd.py` times more shapes, forward and backward).
+# Libraries that fuse the transforms into the products (on GPUs, for instance) do get the saving.
+#
 # ## Summary
 #
 # * Convolution (cross-correlation): `y[n, o, i, j] = b[o] + sum w[o, c, kh, kw] x_pad[n, c, i*s + kh*d, j*s + kw*d]`.
@@ -390,6 +520,9 @@ plt.show()
 # * Backward: `dw = dy_mat @ cols.T`, `dx = col2im(w_mat.T @ dy_mat)`, `db = sum of dy` over `n, i, j`;
 #   `col2im` is the adjoint (transpose) of `im2col`. Checked numerically with `check_backward`.
 # * Shallow filters respond to edges; they need not be designed by hand, gradient descent finds them.
+# * Winograd's F(2x2, 3x3), `Y = A^T [(G g G^T) * (B^T d B)] A`, makes a 2x2 output block with 16
+#   multiplications instead of 36; `conv2d_winograd` is exact (float64 round-off), but its transforms are
+#   memory-bound passes that can cost what the products save.
 #
 # ## Exercises
 #
