@@ -438,11 +438,13 @@ def test_the_path_is_chosen_by_one_rule():
                                  _conv2d_plain, _conv2d_row_taps, _conv2d_wide, _paths)
 
     assert _paths((1, 1), 27, 16)[0] is _conv2d_wide
-    # one kernel row's columns when C_out <= C and the output is at least 8x taller than the reach
+    # one kernel row's columns when C_out <= 2 C and the output is at least 8x taller than the reach
     assert _paths((1, 1), 32 * 9, 16, 9, 64, 2)[0] is _conv2d_row_taps
     assert _paths((1, 1), 16 * 9, 16, 9, 16, 2)[0] is _conv2d_row_taps
+    assert _paths((1, 1), 16 * 9, 32, 9, 32, 2)[0] is _conv2d_row_taps    # C_out = 2 C
     assert _paths((1, 1), 128 * 9, 128, 9, 8, 2)[0] is _conv2d_wide       # 8 rows: 2 of 10 wasted
-    assert _paths((1, 1), 16 * 9, 32, 9, 64, 2)[0] is _conv2d_wide        # C_out > C
+    assert _paths((1, 1), 16 * 9, 33, 9, 64, 2)[0] is _conv2d_wide        # C_out > 2 C
+    assert _paths((1, 1), 3 * 9, 16, 9, 64, 2)[0] is _conv2d_wide
     assert _paths((2, 2), 32 * 9, 16, 9, 64, 2)[0] is _conv2d_plain
     assert _paths((1, 1), 9, 16)[0] is _conv2d_plain
     assert _paths((2, 2), 27, 16)[0] is _conv2d_plain

@@ -42,12 +42,12 @@ functions, picked in one place, ``_paths``:
   addition of col2im into one long contiguous run of memory (about twice as
   fast as the strided slices); the few extra outputs per row are dropped.
 - **row taps**, ``_conv2d_row_taps``, the wide-rows forward at stride 1 when
-  ``C_out <= C`` on images at least 8 times taller than the kernel's reach
+  ``C_out <= 2 C`` on images at least 8 times taller than the kernel's reach
   (``_use_row_taps``): a kernel row ``kh`` reads the same wide rows ``kh*d_h``
   rows further on, so only the ``KW`` taps of one kernel row are copied and
-  the ``KH`` kernel rows are ``KH`` products of shifted views, summed. A third
-  of the copies for two more passes over the (smaller) output: 0.7x the time
-  of wide rows on the U-Net decoder's 3x3 convolutions.
+  the ``KH`` kernel rows are one product whose ``KH`` row blocks are summed at
+  their shifts. A third of the copies for two more passes over the output:
+  0.5-0.85x the time of wide rows on the U-Net's 3x3 convolutions at 16^2 and up.
 - the **dy-columns backward**, ``_conv2d_backward_as_conv``, at stride 1 when
   ``C_out <= C`` (``_use_dy_columns``): the backward of a stride-1 convolution
   is itself a convolution, of ``dy`` zero-padded by the kernel's reach with
@@ -232,7 +232,7 @@ def _conv2d_row_taps(x, w, stride, padding, dilation, groups, buf=None):
         y[o, q] = sum over kh of  P[kh][o, q + kh*d_h*R]
 
     ``KH`` times fewer copies than ``_conv2d_wide``, for ``KH - 1`` more passes over the
-    output (C_out rows) and ``(KH-1) d_h`` wasted rows per sample: faster when ``C_out <= C``
+    output (C_out rows) and ``(KH-1) d_h`` wasted rows per sample: faster when ``C_out <= 2 C``
     and the image is tall (``_use_row_taps``). x: (n, C, H, W) -> (n, C_out, H_out, W_out), a view
     into ``buf`` (a scratch vector of at least ``_row_taps_scratch(...)`` elements).
     """
@@ -380,14 +380,15 @@ def _use_dy_columns(stride, K, C_out, taps) -> bool:
 def _use_row_taps(stride, K, C_out, taps, H_out, reach) -> bool:
     """Whether the wide-rows forward copies one kernel row's taps only (``_conv2d_row_taps``).
 
-    At stride 1 when ``C_out <= C`` (the products it repeats are C_out rows tall, the copies
-    it saves C rows) and the output at least 8 times taller than the kernel's reach
-    ``(KH-1) d_h`` (the rows it wastes per sample). Measured on the U-Net's float32 3x3
-    convolutions, batch 16, against ``_conv2d_wide``: 0.68-0.74x the time at 32 -> 16 (64^2),
-    64 -> 32 (32^2) and 16 -> 16 (64^2); 0.83-0.96x at C_out = C or C / 2 on 16^2-32^2;
-    but 1.26x at 128 -> 128 on 8^2 and 1.1-1.4x where C_out > C.
+    At stride 1 when ``C_out <= 2 C`` (the passes it adds are over the C_out rows of the
+    output, the copies it saves are C rows of columns) and the output is at least 8 times
+    taller than the kernel's reach ``(KH-1) d_h`` (the rows it wastes per sample). Measured
+    on float32 3x3 convolutions, batch 16, against ``_conv2d_wide``: 0.51-0.65x the time at
+    C_out <= C on 32^2-64^2, 0.72-0.80x at C_out = C on 16^2-32^2, 0.82-0.84x at
+    C_out = 2 C on 32^2-64^2 and 1.00x at 32 -> 64 on 16^2; but 1.14-1.24x on 8^2 and
+    1.30x at 3 -> 16 (C_out > 5 C).
     """
-    return stride == (1, 1) and C_out * taps <= K and H_out >= 8 * reach
+    return stride == (1, 1) and C_out * taps <= 2 * K and H_out >= 8 * reach
 
 
 def _paths(stride, K, C_out, taps=9, H_out=0, reach=0):
