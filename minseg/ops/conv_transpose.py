@@ -313,10 +313,11 @@ def _conv_transpose2d_phases(x, w, s, p, d, groups, out_hw):
                 continue
             z = scratch[1, :G * rows_q * M].reshape(G, rows_q, M)
             xp.matmul(shift.w, grid[:, :, start:start + M], out=z)     # (G, nh*nw*C_out/G, M)
-            Z[:, shift.phases[0], shift.phases[1]] += z.reshape(G, *Z[0, shift.phases[0], shift.phases[1]].shape)
+            Z_q = Z[:, shift.phases[0], shift.phases[1]]               # (G, nh, nw, C_out/G, M), a view
+            Z_q += z.reshape(Z_q.shape)
         Z = Z.reshape(G, s[0], s[1], Co_g, n, Hg, Wg)
         y_g = y[n0:n0 + n].reshape(n, G, Co_g, H_out, W_out).transpose(1, 2, 0, 3, 4)  # (G, C_out/G, n, ...), a view
-        _pixel_shuffle(Z, y_g, plan_h, plan_w, s, p, scratch[1])
+        _pixel_shuffle(Z, y_g, plan_h, plan_w, p, scratch[1])
     return y
 
 
@@ -327,7 +328,7 @@ def _conv_transpose2d_phases(x, w, s, p, d, groups, out_hw):
 _FEW_PHASES = 16
 
 
-def _pixel_shuffle(Z, y_g, plan_h, plan_w, s, p, scratch):
+def _pixel_shuffle(Z, y_g, plan_h, plan_w, p, scratch):
     """``y_pad[s*m + a, s*l + b] = Z[a, b][m, l]``, cropped by the padding, written into ``y_g``.
 
     Z: (G, s_h, s_w, C_out/G, n, Hg, Wg) phase images -> y_g: (G, C_out/G, n, H_out, W_out).

@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 from ..backend import get_array_module, workspace
 from ..shapes import check_array, check_float, check_nchw, check_ndim, check_shape
+from .activations import ReluCache, relu_backward
 
 __all__ = ["batch_norm2d", "batch_norm2d_backward", "BatchNorm2dCache",
            "batch_norm_relu2d", "batch_norm_relu2d_backward", "BatchNormReLU2dCache",
@@ -277,7 +278,7 @@ def batch_norm_relu2d_backward(dy, cache: BatchNormReLU2dCache):
     computed in place in that masked gradient.
     """
     check_shape(dy, cache.y.shape, "dy", "batch_norm_relu2d_backward")
-    g = dy * (cache.y != 0)  # relu_backward: a new array, so the batch norm may overwrite it
+    g = relu_backward(dy, ReluCache(cache.y))  # a new array, so the batch norm may overwrite it
     return _batch_norm2d_backward(g, cache.bn, overwrite_dy=True)
 
 
